@@ -1,0 +1,32 @@
+# Finds the Debian-packaged dependencies. With TP_STATIC_DEPS the .a archives are linked so the
+# binary runs where the libraries are absent (the GPU machine); CUDA stays dynamic.
+macro(tp_find_dep var pcname libname)
+  if(TP_STATIC_DEPS)
+    find_library(${var}_A NAMES lib${libname}.a REQUIRED)
+    set(${var} ${${var}_A} ${ARGN})
+  else()
+    pkg_check_modules(${var}_PC REQUIRED IMPORTED_TARGET ${pcname})
+    set(${var} PkgConfig::${var}_PC)
+  endif()
+endmacro()
+
+tp_find_dep(TP_LUA_LIBS lua5.4 lua5.4 m dl)
+tp_find_dep(TP_INIH_LIBS inih inih)
+tp_find_dep(TP_SQLITE_LIBS sqlite3 sqlite3 pthread dl m)
+tp_find_dep(TP_JANSSON_LIBS jansson jansson)
+tp_find_dep(TP_PCRE2_LIBS libpcre2-8 pcre2-8)
+if(TP_STATIC_DEPS)
+  # Lua's headers still come from the system include dir
+  find_path(TP_LUA_INC lua.h PATHS /usr/include/lua5.4 REQUIRED)
+  include_directories(${TP_LUA_INC})
+  # OpenBLAS stays dynamic-or-static by availability; the GPU machine path never calls BLAS hot.
+  find_library(TP_BLAS_A NAMES libopenblas.a REQUIRED)
+  set(TP_BLAS_LIBS ${TP_BLAS_A} pthread m gfortran)
+  find_library(TP_GFORTRAN NAMES libgfortran.so.5 libgfortran.so)
+  if(NOT TP_GFORTRAN)
+    set(TP_BLAS_LIBS ${TP_BLAS_A} pthread m)
+  endif()
+else()
+  pkg_check_modules(TP_BLAS_PC REQUIRED IMPORTED_TARGET openblas)
+  set(TP_BLAS_LIBS PkgConfig::TP_BLAS_PC)
+endif()
