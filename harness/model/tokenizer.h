@@ -1,0 +1,50 @@
+/* tokenizer.h — text <-> token ids for the models the harness runs, matching Hugging Face.
+ * Two kinds: "bpe-bytelevel" (tokenizer.json BPE with ByteLevel + regex Split pre-tokenizers,
+ * Llama 3 / Qwen2) and "spm-bpe" (SentencePiece BPE with byte fallback, read from a
+ * tokenizer.model protobuf or from its tokenizer.json form, Mistral / Llama 2). Added/special
+ * tokens are matched before pre-tokenisation; BOS comes from the post-processor (json) or the
+ * model's bos id (spm). A loaded tokenizer is immutable, so encode/decode may run concurrently. */
+#ifndef TP_MODEL_TOKENIZER_H
+#define TP_MODEL_TOKENIZER_H
+
+#include <stdint.h>
+
+#include "telepathy/status.h"
+
+typedef struct tp_tokenizer tp_tokenizer;
+
+/* path: a tokenizer.json, a SentencePiece tokenizer.model, or a model directory (prefers
+ * tokenizer.json, else tokenizer.model). */
+tp_status tp_tokenizer_load(tp_tokenizer **out, const char *path, tp_err *err);
+void tp_tokenizer_free(tp_tokenizer *t);
+
+/* text is UTF-8 (invalid bytes are an error); *ids is malloc'ed, the caller free()s it.
+ * add_bos: 1 prepends BOS the way the model's HF tokenizer does (post-processor template). */
+tp_status tp_tokenizer_encode(const tp_tokenizer *t, const char *text, int add_bos, int32_t **ids,
+                              int *n, tp_err *err);
+/* *text is malloc'ed and NUL-terminated; skip_special drops special/control tokens. */
+tp_status tp_tokenizer_decode(const tp_tokenizer *t, const int32_t *ids, int n, int skip_special,
+                              char **text, tp_err *err);
+
+/* Number of ids (vocab + added tokens): every valid id is < this. */
+int tp_tokenizer_vocab_size(const tp_tokenizer *t);
+int tp_tokenizer_bos(const tp_tokenizer *t); /* -1 when absent */
+int tp_tokenizer_eos(const tp_tokenizer *t); /* -1 when absent */
+int tp_tokenizer_pad(const tp_tokenizer *t); /* -1 when absent */
+/* Id of a vocab piece or added token as written in the file ("<|eot_id|>", "▁the"); -1 if
+ * unknown. */
+int tp_tokenizer_token_id(const tp_tokenizer *t, const char *piece);
+/* The piece string of an id as stored in the vocab (NULL if out of range). */
+const char *tp_tokenizer_piece(const tp_tokenizer *t, int id);
+const char *tp_tokenizer_kind(const tp_tokenizer *t); /* "bpe-bytelevel" | "spm-bpe" */
+
+/* Writes a small tokenizer.json for tiny test models. style "bytelevel": Llama-3-like (ByteLevel
+ * + Llama 3 regex Split, 256 byte tokens + merges learned from a built-in English corpus,
+ * <|begin_of_text|> / <|end_of_text|>); style "spm": Mistral-like (Metaspace ▁, byte_fallback
+ * <0x00>.. pieces, <unk>/<s>/</s>). vocab_size is the total id count (256..65536 for bytelevel,
+ * 262..65536 for spm); seed varies the corpus order so two seeds give different merges. The file
+ * loads in HF `tokenizers` too. */
+tp_status tp_tokenizer_write_tiny(const char *path, const char *style, int vocab_size,
+                                  uint64_t seed, tp_err *err);
+
+#endif
