@@ -1,0 +1,317 @@
+/* sst2.c — the SST-2 sentiment task (GLUE), the study's signal check (STUDY.md "Tasks").
+ *
+ * What it adds: a task named "sst2" that reads GLUE's own TSV files from <data_dir>/sst2/ (or
+ * the directory given by option dir): split "train" = train.tsv (67,349 rows), split "eval" =
+ * dev.tsv (872 rows; HF's `validation`). Each file is UTF-8 with LF line endings, a header line
+ * `sentence<TAB>label`, then one `sentence<TAB>label` row per line, label 0 = negative,
+ * 1 = positive. Sentences are kept byte for byte, including the one trailing space GLUE leaves
+ * before the tab (HF keeps it too, so prompts match the study's). Anything else is an error that
+ * names file:line: a wrong header, a row without exactly two columns, an empty sentence, a label
+ * other than 0/1, a CR (CRLF line endings), a NUL byte, an empty file or one with no rows.
+ *
+ * Task data (versioned with the plugin):
+ *   labels           negative, positive (dataset order)
+ *   sender template  prompt = corrected (exp005+): "Review: {text}\nSentiment (positive or
+ *                    negative):"; prompt = old (exp001-exp004): "Review: {text}\nSentiment:"
+ *   receiver primer  "Sentiment:"
+ *   direct template  "Review: {text}\nSentiment (positive or negative):" (the study's text
+ *                    baselines always listed the labels)
+ *   scoring          first_token by default; generate uses 5 new tokens (the study's quick eval)
+ * Option max_train keeps the first N training rows (0 = all); the eval split is never cut here
+ * (the evaluator samples it and records how).
+ *
+ * Version history: 1 — first version. */
+#define TP_PLUGIN
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <telepathy/plugin.h>
+#include <telepathy/task.h>
+
+TP_PLUGIN_DEFINE_API;
+
+#define API tp_plugin_api_
+
+static const char *const st_labels[2] = {"negative", "positive"};
+static const char st_tpl_corrected[] = "Review: {text}\nSentiment (positive or negative):";
+static const char st_tpl_old[] = "Review: {text}\nSentiment:";
+static const char st_header[] = "sentence\tlabel";
+
+static const tp_option_spec st_options[] = {
+    {"prompt", TP_OPT_ENUM, "corrected", 1, 0, "corrected|old",
+     "sender prompt: corrected (with the label list, exp005+) or old (exp001-exp004)"},
+    {"max_train", TP_OPT_INT, "0", 0, 1e9, NULL, "keep the first N training rows (0 = all)"},
+    {"dir", TP_OPT_STRING, "", 1, 0, NULL,
+     "directory with train.tsv and dev.tsv "
+     "(default: <data_dir>/sst2)"},
+};
+
+typedef struct st_state {
+    char dir[4096];
+    int old_prompt;
+    int64_t max_train;
+} st_state;
+
+static tp_status st_open(const tp_options *o, const char *data_dir, void **state, tp_err *err) {
+    *state = NULL;
+    const char *prompt = API->opt_string(o, "prompt");
+    const char *dir = API->opt_string(o, "dir");
+    int64_t max_train = API->opt_int(o, "max_train");
+    int old;
+    if (prompt && strcmp(prompt, "corrected") == 0)
+        old = 0;
+    else if (prompt && strcmp(prompt, "old") == 0)
+        old = 1;
+    else
+        return API->errf(err, TP_EINVAL, "sst2: option prompt = '%s': expected corrected|old",
+                         prompt ? prompt : "(null)");
+    if (max_train < 0)
+        return API->errf(err, TP_EINVAL, "sst2: option max_train = %lld: expected >= 0",
+                         (long long)max_train);
+    st_state *s = calloc(1, sizeof *s);
+    if (!s) return API->errf(err, TP_ENOMEM, "sst2: out of memory");
+    s->old_prompt = old;
+    s->max_train = max_train;
+    int n;
+    if (dir && dir[0])
+        n = snprintf(s->dir, sizeof s->dir, "%s", dir);
+    else if (data_dir && data_dir[0])
+        n = snprintf(s->dir, sizeof s->dir, "%s/sst2", data_dir);
+    else {
+        free(s);
+        return API->errf(err, TP_EINVAL,
+                         "sst2: no data directory: set [paths] data in telepathy.ini (files in "
+                         "<data>/sst2/) or the task option dir");
+    }
+    if (n < 0 || (size_t)n >= sizeof s->dir) {
+        free(s);
+        return API->errf(err, TP_EINVAL, "sst2: data directory path is too long");
+    }
+    struct stat sb;
+    if (stat(s->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        tp_status st = API->errf(err, TP_EIO,
+                                 "sst2: data directory '%s' not found; it must hold GLUE SST-2's "
+                                 "train.tsv and dev.tsv (scripts/fetch-data.sh gets them)",
+                                 s->dir);
+        free(s);
+        return st;
+    }
+    *state = s;
+    return TP_OK;
+}
+
+static tp_status st_info(void *state, tp_task_info *out) {
+    st_state *s = state;
+    memset(out, 0, sizeof *out);
+    out->n_labels = 2;
+    out->labels[0] = st_labels[0];
+    out->labels[1] = st_labels[1];
+    out->sender_template = s->old_prompt ? st_tpl_old : st_tpl_corrected;
+    out->receiver_primer = "Sentiment:";
+    out->direct_template = st_tpl_corrected;
+    out->default_scoring = "first_token";
+    out->is_generation = 0;
+    out->max_new_tokens = 5;
+    return TP_OK;
+}
+
+static void st_free_dataset(void *state, tp_dataset *ds) {
+    (void)state;
+    if (!ds) return;
+    for (int64_t i = 0; i < ds->n; i++) {
+        free(ds->rows[i].text);
+        free(ds->rows[i].answer);
+    }
+    free(ds->rows);
+    ds->rows = NULL;
+    ds->n = 0;
+}
+
+/* Reads the whole file into a NUL-terminated buffer. */
+static tp_status st_read_file(const char *path, char **buf, size_t *len, tp_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return API->errf(err, TP_EIO, "sst2: cannot open %s: %s (expected GLUE SST-2 TSV here)",
+                         path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    while (b) {
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        char *nb = realloc(b, cap * 2 + 1);
+        if (!nb) {
+            free(b);
+            b = NULL;
+            break;
+        }
+        b = nb;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b) return API->errf(err, TP_ENOMEM, "sst2: out of memory reading %s", path);
+    if (bad) {
+        free(b);
+        return API->errf(err, TP_EIO, "sst2: read error on %s", path);
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return TP_OK;
+}
+
+static tp_status st_add_row(tp_dataset *ds, int64_t *cap, const char *text, size_t tlen, int label,
+                            int64_t line) {
+    if (ds->n == *cap) {
+        int64_t nc = *cap ? *cap * 2 : 1024;
+        tp_example *nr = realloc(ds->rows, (size_t)nc * sizeof *nr);
+        if (!nr) return TP_ENOMEM;
+        ds->rows = nr;
+        *cap = nc;
+    }
+    tp_example *e = &ds->rows[ds->n];
+    size_t alen = strlen(st_labels[label]);
+    e->text = malloc(tlen + 1);
+    e->answer = malloc(alen + 1);
+    if (!e->text || !e->answer) {
+        free(e->text);
+        free(e->answer);
+        return TP_ENOMEM;
+    }
+    memcpy(e->text, text, tlen);
+    e->text[tlen] = 0;
+    memcpy(e->answer, st_labels[label], alen + 1);
+    e->id = ds->n;
+    e->line = line;
+    e->label = label;
+    ds->n++;
+    return TP_OK;
+}
+
+/* Parses buf (the file at path) into ds; every problem names path:line. */
+static tp_status st_parse(const char *path, char *buf, size_t len, int64_t limit, tp_dataset *ds,
+                          tp_err *err) {
+    if (len == 0)
+        return API->errf(err, TP_EFORMAT,
+                         "sst2: %s: file is empty; expected the header 'sentence<TAB>label' "
+                         "and one row per line",
+                         path);
+    const char *nul = memchr(buf, 0, len);
+    int64_t cap = 0, line = 0;
+    char *p = buf, *end = buf + len;
+    while (p < end) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        char *next = eol ? eol + 1 : end;
+        if (!eol) eol = end;
+        line++;
+        size_t n = (size_t)(eol - p);
+        if (nul && nul >= p && nul < eol)
+            return API->errf(err, TP_EFORMAT, "sst2: %s:%lld: NUL byte in the line (binary file?)",
+                             path, (long long)line);
+        if (memchr(p, '\r', n))
+            return API->errf(err, TP_EFORMAT,
+                             "sst2: %s:%lld: carriage return (CRLF line endings?); GLUE SST-2 TSV "
+                             "uses LF only",
+                             path, (long long)line);
+        if (line == 1) {
+            if (n != sizeof st_header - 1 || memcmp(p, st_header, n) != 0)
+                return API->errf(err, TP_EFORMAT,
+                                 "sst2: %s:1: header '%.*s': expected 'sentence<TAB>label' "
+                                 "(GLUE SST-2 train.tsv / dev.tsv; test.tsv has no labels)",
+                                 path, (int)(n > 80 ? 80 : n), p);
+            p = next;
+            continue;
+        }
+        if (limit > 0 && ds->n >= limit) break;
+        int tabs = 0;
+        char *tab = NULL;
+        for (char *q = p; q < eol; q++)
+            if (*q == '\t') {
+                if (!tab) tab = q;
+                tabs++;
+            }
+        if (tabs != 1)
+            return API->errf(err, TP_EFORMAT,
+                             "sst2: %s:%lld: found %d column(s); expected 2 tab-separated columns "
+                             "(sentence, label)",
+                             path, (long long)line, tabs + 1);
+        size_t tlen = (size_t)(tab - p);
+        size_t k = 0;
+        while (k < tlen && (p[k] == ' ' || p[k] == '\t')) k++;
+        if (k == tlen)
+            return API->errf(err, TP_EFORMAT, "sst2: %s:%lld: empty sentence", path,
+                             (long long)line);
+        const char *lab = tab + 1;
+        size_t llen = (size_t)(eol - lab);
+        int label;
+        if (llen == 1 && lab[0] == '0')
+            label = 0;
+        else if (llen == 1 && lab[0] == '1')
+            label = 1;
+        else
+            return API->errf(err, TP_EFORMAT,
+                             "sst2: %s:%lld: label '%.*s': expected 0 (negative) or 1 (positive)",
+                             path, (long long)line, (int)(llen > 40 ? 40 : llen), lab);
+        if (st_add_row(ds, &cap, p, tlen, label, line) != TP_OK)
+            return API->errf(err, TP_ENOMEM, "sst2: out of memory at %s:%lld", path,
+                             (long long)line);
+        p = next;
+    }
+    if (ds->n == 0)
+        return API->errf(err, TP_EFORMAT, "sst2: %s: no data rows after the header", path);
+    return TP_OK;
+}
+
+static tp_status st_load(void *state, const char *split, tp_dataset *out, tp_err *err) {
+    st_state *s = state;
+    memset(out, 0, sizeof *out);
+    const char *file;
+    int64_t limit = 0;
+    if (split && strcmp(split, "train") == 0) {
+        file = "train.tsv";
+        limit = s->max_train;
+    } else if (split && strcmp(split, "eval") == 0) {
+        file = "dev.tsv";
+    } else {
+        return API->errf(err, TP_EINVAL, "sst2: split '%s': expected train or eval",
+                         split ? split : "(null)");
+    }
+    int n = snprintf(out->source, sizeof out->source, "%s/%s", s->dir, file);
+    if (n < 0 || (size_t)n >= sizeof out->source)
+        return API->errf(err, TP_EINVAL, "sst2: path %s/%s is too long", s->dir, file);
+    char *buf = NULL;
+    size_t len = 0;
+    TP_TRY(st_read_file(out->source, &buf, &len, err));
+    tp_status st = st_parse(out->source, buf, len, limit, out, err);
+    free(buf);
+    if (st != TP_OK) st_free_dataset(state, out);
+    return st;
+}
+
+static void st_close(void *state) {
+    free(state);
+}
+
+static const tp_task_vtable st_vtable = {
+    sizeof(tp_task_vtable), st_open, st_info, st_load, st_free_dataset, NULL, st_close,
+};
+
+TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {
+    TP_PLUGIN_BIND(api);
+    d->abi_version = TP_ABI_VERSION;
+    d->size = sizeof *d;
+    d->kind = TP_PLUGIN_TASK;
+    d->name = "sst2";
+    d->version = "1";
+    d->summary = "GLUE SST-2 sentiment (negative/positive) from train.tsv / dev.tsv";
+    d->options = st_options;
+    d->n_options = (int)(sizeof st_options / sizeof st_options[0]);
+    d->vtable = &st_vtable;
+    d->vtable_size = sizeof st_vtable;
+    (void)err;
+    return TP_OK;
+}
