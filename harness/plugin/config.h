@@ -10,6 +10,7 @@
 #ifndef TP_PLUGIN_CONFIG_H
 #define TP_PLUGIN_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "telepathy/status.h"

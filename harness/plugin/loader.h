@@ -35,6 +35,9 @@ const char *tp_plugin_kind_name(tp_plugin_kind k); /* "bridge" | "task" | "loss"
 /* Parses "bridge" | "task" | "loss"; returns 0 if unknown. */
 tp_plugin_kind tp_plugin_kind_parse(const char *s);
 
+/* The host's function table handed to every plugin (host_api.c). */
+const tp_host_api *tp_host_api_table(void);
+
 /* Checks a descriptor as the loader does (exported for tests and static linking). */
 tp_status tp_plugin_desc_validate(const tp_plugin_desc *d, tp_err *err);
 
