@@ -62,6 +62,8 @@ int tp_cmd_run(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_db(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_ls(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_show(int argc, char **argv, tp_cli_env *env);
+/* engine: cmd_generate.c */
+int tp_cmd_generate(int argc, char **argv, tp_cli_env *env);
 /* later issues add rows here and in main.c's table: generate, make-tiny, import-llama2c, table,
  * bench, ... (declare tp_cmd_<name> here, with the owner's name in a comment). */
 
