@@ -23,7 +23,8 @@ static void range_text(const tp_option_spec *s, char *buf, size_t cap) {
     if (s->type == TP_OPT_ENUM)
         snprintf(buf, cap, "one of %s", s->choices);
     else if ((s->type == TP_OPT_INT || s->type == TP_OPT_FLOAT) && s->min <= s->max) {
-        snprintf(buf, cap, "[%g, %g]%s%s", s->min, s->max, s->choices ? " or " : "",
+        /* %.15g: integer bounds like 2147483647 print exactly, not as 2.14748e+09 */
+        snprintf(buf, cap, "[%.15g, %.15g]%s%s", s->min, s->max, s->choices ? " or " : "",
                  s->choices ? s->choices : "");
     } else if (s->type == TP_OPT_FLOAT && s->choices)
         snprintf(buf, cap, "number or %s", s->choices);

@@ -29,8 +29,11 @@ static void usage(FILE *f) {
     fprintf(f, "usage: telepathy [--config FILE] [--plugin-path DIRS] [-q] <command> [options]\n"
                "\n"
                "commands:\n");
+    int w = 0;
     for (int i = 0; i < tp_cli_n_commands; i++)
-        fprintf(f, "  %-10s %s\n", tp_cli_commands[i].name, tp_cli_commands[i].help);
+        if ((int)strlen(tp_cli_commands[i].name) > w) w = (int)strlen(tp_cli_commands[i].name);
+    for (int i = 0; i < tp_cli_n_commands; i++)
+        fprintf(f, "  %-*s  %s\n", w, tp_cli_commands[i].name, tp_cli_commands[i].help);
     fprintf(f,
             "\n"
             "global options (anywhere before a '--'):\n"
