@@ -520,6 +520,26 @@ const char *tp_st_metadata(const tp_st_model *m, const char *key) {
     return NULL;
 }
 
+char *tp_st_metadata_json(const tp_st_model *m) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    const json_t *srcs[1 + 64];
+    int ns = 0;
+    if (m && m->index_meta) srcs[ns++] = m->index_meta;
+    for (int i = 0; m && i < m->nfiles && ns < 65; i++)
+        if (m->files[i].meta) srcs[ns++] = m->files[i].meta;
+    for (int i = 0; i < ns; i++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)srcs[i], k, v) {
+            if (!json_object_get(o, k)) json_object_set(o, k, v);
+        }
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
 tp_status tp_st_read_f32(const tp_st_tensor *t, float *dst, size_t n, tp_err *err) {
     size_t numel = 1;
     for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d];

@@ -47,6 +47,9 @@ const tp_st_tensor *tp_st_at(const tp_st_model *m, int i);
 /* A string from __metadata__ (sharded: the index's "metadata" first, then each shard's);
  * NULL when absent. */
 const char *tp_st_metadata(const tp_st_model *m, const char *key);
+/* All metadata entries as a malloc'd compact JSON object (index first, then shards; the first
+ * occurrence of a key wins); NULL only when out of memory. */
+char *tp_st_metadata_json(const tp_st_model *m);
 void tp_st_close(tp_st_model *m);
 
 /* Convenience: copies a tensor of any supported float dtype into dst as f32 (n = element count

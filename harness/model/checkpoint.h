@@ -1,0 +1,35 @@
+/* checkpoint.h — bridge checkpoints as safetensors (the format users expect: `safetensors.torch
+ * .load_file` reads them): every trainable parameter under its own name (f32), the optimiser
+ * state under "optim.<name>", and __metadata__ with the plugin name, version, options and step
+ * (whatever the caller puts in meta_json) plus "format": "pt" and "telepathy_checkpoint": "1".
+ * Loading checks that every parameter is present with the same shape, that the file holds no
+ * tensor the caller did not ask for, and says which one differs and how. */
+#ifndef TP_MODEL_CHECKPOINT_H
+#define TP_MODEL_CHECKPOINT_H
+
+#include "telepathy/plugin.h"
+#include "telepathy/status.h"
+#include "telepathy/tensor.h"
+
+/* Optimiser state as named tensors (t[i]->name), e.g. AdamW's first and second moments per
+ * parameter, exported by telepathy/optim.h. The step counter travels in the metadata. */
+typedef struct tp_ckpt_state {
+    int n;
+    tp_tensor **t;
+} tp_ckpt_state;
+
+/* meta_json: a JSON object (or NULL); string values are stored as they are, other values as
+ * compact JSON text. Conventional keys: "plugin", "version", "options" (object), "step".
+ * optim may be NULL. Written atomically (temp file + rename). */
+tp_status tp_checkpoint_save(const char *path, const tp_params *params, const tp_ckpt_state *optim,
+                             const char *meta_json, tp_err *err);
+
+/* Fills the caller's already-created params (and optim, unless NULL) from path. bf16/f16 files
+ * are widened to f32. *meta_json (if meta_json is non-NULL) receives a malloc'd JSON object of
+ * all metadata entries (values as stored: strings). A missing parameter, a shape mismatch or an
+ * unexpected tensor is an error naming the file and the tensor; params are untouched then.
+ * Optimiser tensors in the file are ignored when optim is NULL (loading for evaluation). */
+tp_status tp_checkpoint_load(const char *path, tp_params *params, tp_ckpt_state *optim,
+                             char **meta_json, tp_err *err);
+
+#endif
