@@ -17,6 +17,8 @@ const tp_cli_command tp_cli_commands[] = {
     {"show", "show one run: config, results, metrics, environment", tp_cmd_show},
     {"db", "results.db maintenance: migrate, check", tp_cmd_db},
     {"generate", "generate text with a model (greedy or sampled)", tp_cmd_generate},
+    {"make-tiny", "write a random model in HF layout (the offline demo's models)",
+     tp_cmd_make_tiny},
     {"import-llama2c", "convert a llama2.c checkpoint + tokenizer to a Hugging Face model dir",
      tp_cmd_import_llama2c},
     {"plugins", "list the plugins found on the plugin path, with their options", tp_cmd_plugins},

@@ -13,6 +13,8 @@
  *                             SentencePiece-style BPE vocab 512
  *                    qwen2:   hidden 64, 3 layers, 4 heads / 1 KV, inter 192, theta 1e6, q/k/v
  *                             bias, tied embeddings, byte-level BPE vocab 512
+ *   tiny-bf16        any:     the tiny model stored in bf16 (values = the f32 tiny model's,
+ *                             rounded to nearest even), for testing bf16 loading
  *   llama-3.1-8b     llama:   Llama-3.1-8B dimensions (4096, 32 layers, 32/8 heads, 14336,
  *                             vocab 128256, llama3 rope scaling), bf16
  *   llama-1b         llama:   Llama-3.2-1B dimensions (2048, 16 layers, 32/8 heads, 8192, vocab
