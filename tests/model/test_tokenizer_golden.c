@@ -2,7 +2,7 @@
  *
  * Texts: tests/golden/tokenizer/extract_texts.py re-extracts them from ../shared into a scratch
  * folder (never committed); each fixture line carries the sha256 of its text, so the test proves
- * it tokenised the very text the reference saw. Fixtures (tests/golden/tokenizer/*.golden.jsonl)
+ * it tokenised the very text the reference saw. Fixtures (tests/golden/tokenizer/NAME.golden.jsonl)
  * hold ids and decode hashes only; see README.md there for who wrote them.
  *   llama31        Llama 3.1 tokenizer.json vs HF `tokenizers`: ids 100% identical, decode
  *                  (skip special and not) hashes identical, decode == text on every text.
