@@ -17,6 +17,11 @@
 #define TP_VERSION_CUDA 1
 #endif
 
+/* written by cmake/gitinfo.cmake into the build directory at every build */
+#if __has_include("tp_gitinfo.h")
+#include "tp_gitinfo.h"
+#endif
+
 #ifndef TP_VERSION
 #define TP_VERSION "unknown"
 #endif
