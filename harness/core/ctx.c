@@ -94,6 +94,12 @@ const char *tp_shape_str(const tp_tensor *t, char *buf, size_t n) {
 }
 
 void *tp_ctx_scratch_bytes(tp_ctx *c, size_t bytes) {
+    if (c->dev != TP_CPU && !tp_backend_get(c->dev)) {
+        tp_ctx_fail(c, TP_EUNSUP,
+                    "context on cuda but no CUDA backend is registered (hint: "
+                    "build with TP_CUDA=ON on a GPU machine, or use device=cpu)");
+        return NULL;
+    }
     void *p = tp_arena_alloc(&c->data, bytes);
     if (!p)
         tp_ctx_fail(c, TP_ENOMEM, "arena: cannot allocate %zu bytes on %s (hint: smaller batch)",

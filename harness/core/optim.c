@@ -1,0 +1,184 @@
+/* optim.c — AdamW, global-norm clipping and the LR schedule (telepathy/optim.h). Moments and the
+ * step counter live in named tensors so checkpoints can save and restore them verbatim. */
+#include "telepathy/optim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ctx.h"
+
+struct tp_adamw {
+    tp_adamw_cfg cfg;
+    int n;
+    tp_tensor **params;
+    tp_tensor **state; /* 2n moments + step */
+    int64_t t;
+};
+
+tp_adamw_cfg tp_adamw_defaults(void) {
+    return (tp_adamw_cfg){0.9f, 0.999f, 1e-8f, 0.01f};
+}
+
+void tp_adamw_free(tp_adamw *o) {
+    if (!o) return;
+    if (o->state)
+        for (int i = 0; i < 2 * o->n + 1; i++) tp_tensor_free(o->state[i]);
+    tp_core_free(o->state);
+    tp_core_free(o->params);
+    tp_core_free(o);
+}
+
+tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg, tp_err *err) {
+    tp_adamw_cfg c = cfg ? *cfg : tp_adamw_defaults();
+    if (!(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1 && c.eps > 0 &&
+          c.weight_decay >= 0)) {
+        tp_errf(err, TP_EINVAL,
+                "adamw: betas (%g, %g) must be in [0,1), eps %g > 0, weight_decay %g >= 0", c.beta1,
+                c.beta2, c.eps, c.weight_decay);
+        return NULL;
+    }
+    if (n < 0 || (n > 0 && !params)) {
+        tp_errf(err, TP_EINVAL, "adamw: bad parameter list");
+        return NULL;
+    }
+    tp_adamw *o = tp_core_calloc(1, sizeof *o);
+    if (!o) goto oom;
+    o->cfg = c;
+    o->n = n;
+    o->params = tp_core_calloc((size_t)(n ? n : 1), sizeof *o->params);
+    o->state = tp_core_calloc((size_t)(2 * n + 1), sizeof *o->state);
+    if (!o->params || !o->state) goto oom;
+    for (int i = 0; i < n; i++) {
+        tp_tensor *p = params[i];
+        if (!p || p->dtype != TP_F32 || p->device != TP_CPU || !(p->flags & TP_FLAG_PARAM) ||
+            !tp_is_contiguous(p)) {
+            tp_errf(err, TP_EINVAL,
+                    "adamw: parameter %d ('%s') must be a CPU f32 tensor from tp_param_alloc", i,
+                    p ? p->name : "(null)");
+            tp_adamw_free(o);
+            return NULL;
+        }
+        o->params[i] = p;
+        for (int k = 0; k < 2; k++) {
+            tp_tensor *s = tp_tensor_alloc(TP_F32, TP_CPU, p->ndim, p->shape, err);
+            if (!s) {
+                tp_adamw_free(o);
+                return NULL;
+            }
+            snprintf(s->name, sizeof s->name, "%.50s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
+            o->state[2 * i + k] = s;
+        }
+    }
+    o->state[2 * n] = tp_tensor_alloc(TP_F32, TP_CPU, 1, (int64_t[]){1}, err);
+    if (!o->state[2 * n]) {
+        tp_adamw_free(o);
+        return NULL;
+    }
+    snprintf(o->state[2 * n]->name, sizeof o->state[2 * n]->name, "step");
+    return o;
+oom:
+    tp_adamw_free(o);
+    tp_errf(err, TP_ENOMEM, "adamw: out of memory");
+    return NULL;
+}
+
+int tp_adamw_state(tp_adamw *o, tp_tensor ***tensors) {
+    if (!o) return 0;
+    ((float *)o->state[2 * o->n]->data)[0] = (float)o->t;
+    if (tensors) *tensors = o->state;
+    return 2 * o->n + 1;
+}
+
+int64_t tp_adamw_steps(const tp_adamw *o) {
+    return o ? o->t : 0;
+}
+
+void tp_adamw_zero_grad(tp_adamw *o) {
+    if (!o) return;
+    for (int i = 0; i < o->n; i++) tp_param_zero_grad(o->params[i]);
+}
+
+tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
+    if (!o) return tp_errf(err, TP_EINVAL, "adamw: NULL optimiser");
+    if (!(lr >= 0) || !isfinite(lr)) return tp_errf(err, TP_EINVAL, "adamw: lr %g invalid", lr);
+    /* the step tensor is authoritative after a checkpoint load */
+    float st = ((float *)o->state[2 * o->n]->data)[0];
+    if (st >= 0 && (int64_t)st != o->t) o->t = (int64_t)st;
+    for (int i = 0; i < o->n; i++) {
+        const tp_tensor *g = o->params[i]->grad;
+        if (!g) continue;
+        const float *gd = g->data;
+        for (int64_t k = 0, m = tp_numel(g); k < m; k++)
+            if (!isfinite(gd[k]))
+                return tp_errf(err, TP_ERANGE,
+                               "adamw: grad of '%s' is not finite at element %lld (hint: lower "
+                               "the lr or enable gradient clipping)",
+                               o->params[i]->name, (long long)k);
+    }
+    o->t++;
+    const tp_adamw_cfg *c = &o->cfg;
+    double bc1 = 1.0 - pow(c->beta1, (double)o->t), bc2 = 1.0 - pow(c->beta2, (double)o->t);
+    double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
+    float decay = 1.0f - lr * c->weight_decay;
+    for (int i = 0; i < o->n; i++) {
+        tp_tensor *p = o->params[i];
+        if (!p->grad) continue;
+        float *w = p->data, *m = o->state[2 * i]->data, *v = o->state[2 * i + 1]->data;
+        const float *g = p->grad->data;
+        for (int64_t k = 0, nk = tp_numel(p); k < nk; k++) {
+            w[k] *= decay;
+            m[k] = c->beta1 * m[k] + (1.0f - c->beta1) * g[k];
+            v[k] = c->beta2 * v[k] + (1.0f - c->beta2) * g[k] * g[k];
+            double denom = sqrt((double)v[k]) / bc2_sqrt + c->eps;
+            w[k] -= (float)(step_size * m[k] / denom);
+        }
+    }
+    ((float *)o->state[2 * o->n]->data)[0] = (float)o->t;
+    return TP_OK;
+}
+
+double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) {
+        if (!params[i] || !params[i]->grad) continue;
+        const float *g = params[i]->grad->data;
+        for (int64_t k = 0, m = tp_numel(params[i]->grad); k < m; k++) ss += (double)g[k] * g[k];
+    }
+    double norm = sqrt(ss);
+    if (!isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
+    float coef = (float)(max_norm / (norm + 1e-6));
+    for (int i = 0; i < n; i++) {
+        if (!params[i] || !params[i]->grad) continue;
+        float *g = params[i]->grad->data;
+        for (int64_t k = 0, m = tp_numel(params[i]->grad); k < m; k++) g[k] *= coef;
+    }
+    return norm;
+}
+
+tp_status tp_lr_check(const tp_lr_schedule *s, tp_err *err) {
+    if (!s) return tp_errf(err, TP_EINVAL, "lr schedule: NULL");
+    if (s->kind != TP_LR_CONSTANT && s->kind != TP_LR_WARMUP_COSINE)
+        return tp_errf(err, TP_EINVAL, "lr schedule: unknown kind %d (0 constant, 1 cosine)",
+                       (int)s->kind);
+    if (!(s->lr > 0) || !isfinite(s->lr))
+        return tp_errf(err, TP_EINVAL, "lr schedule: lr %g must be > 0", s->lr);
+    if (s->kind == TP_LR_WARMUP_COSINE &&
+        (!(s->min_lr >= 0 && s->min_lr <= s->lr) || s->warmup < 0 || s->total_steps < s->warmup))
+        return tp_errf(err, TP_EINVAL,
+                       "lr schedule: need 0 <= min_lr (%g) <= lr (%g) and 0 <= warmup (%lld) <= "
+                       "total_steps (%lld)",
+                       s->min_lr, s->lr, (long long)s->warmup, (long long)s->total_steps);
+    return TP_OK;
+}
+
+double tp_lr_at(const tp_lr_schedule *s, int64_t step) {
+    if (!s) return 0;
+    if (s->kind == TP_LR_CONSTANT) return s->lr;
+    if (step < s->warmup) return s->lr * (double)step / (double)s->warmup;
+    int64_t decay = s->total_steps - s->warmup;
+    double progress = decay > 0 ? (double)(step - s->warmup) / (double)decay : 1.0;
+    if (progress > 1) progress = 1;
+    if (progress < 0) progress = 0;
+    return s->min_lr + (s->lr - s->min_lr) * 0.5 * (1.0 + cos(3.141592653589793 * progress));
+}

@@ -1,0 +1,70 @@
+/* optim.h — AdamW (PyTorch torch.optim.AdamW semantics: decoupled weight decay, bias
+ * correction), global-norm gradient clipping (torch.nn.utils.clip_grad_norm_), and the learning
+ * rate schedule (constant, or linear warmup then cosine decay to a floor). The optimiser state
+ * is a list of named f32 tensors so checkpoints (model/checkpoint.h) can save and restore it.
+ * Host-only: plugins never drive the optimiser. Params are CPU f32 tensors from tp_param_alloc. */
+#ifndef TELEPATHY_OPTIM_H
+#define TELEPATHY_OPTIM_H
+
+#include "telepathy/status.h"
+#include "telepathy/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tp_adamw_cfg {
+    float beta1, beta2; /* 0.9, 0.999 */
+    float eps;          /* 1e-8 */
+    float weight_decay; /* 0.01 (PyTorch default); applied to every param */
+} tp_adamw_cfg;
+
+/* PyTorch defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01. */
+tp_adamw_cfg tp_adamw_defaults(void);
+
+typedef struct tp_adamw tp_adamw;
+
+/* The optimiser keeps pointers to params (they must outlive it) and allocates m and v. */
+tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg, tp_err *err);
+void tp_adamw_free(tp_adamw *o);
+
+/* One update with learning rate lr from each param's grad (a param whose grad is NULL is
+ * skipped). Per PyTorch: t += 1; p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). A non-finite grad is an error (no
+ * param is changed) so a diverged run stops with a message instead of writing NaN. */
+tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err);
+/* Completed steps (t). */
+int64_t tp_adamw_steps(const tp_adamw *o);
+/* Zeroes every param's grad. */
+void tp_adamw_zero_grad(tp_adamw *o);
+
+/* The state as named f32 tensors owned by the optimiser, in a stable order:
+ * "<param>.exp_avg", "<param>.exp_avg_sq" per param (PyTorch's names), then "step" ([1]).
+ * Loading values into these tensors (e.g. tp_checkpoint_load) restores the state; the step
+ * counter is read back from "step" at the next tp_adamw_step. Returns the count. */
+int tp_adamw_state(tp_adamw *o, tp_tensor ***tensors);
+
+/* Global L2 norm over all grads (params with NULL grad skipped); if max_norm > 0 and the norm
+ * exceeds it, scales every grad by max_norm / (norm + 1e-6) (PyTorch). Returns the pre-clip
+ * norm (NaN/inf when a grad is not finite, and then nothing is scaled). */
+double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm);
+
+typedef enum tp_lr_kind { TP_LR_CONSTANT = 0, TP_LR_WARMUP_COSINE = 1 } tp_lr_kind;
+typedef struct tp_lr_schedule {
+    tp_lr_kind kind;
+    double lr;           /* peak */
+    double min_lr;       /* cosine floor */
+    int64_t warmup;      /* steps of linear warmup from 0 (HF get_cosine_schedule_with_warmup) */
+    int64_t total_steps; /* warmup + decay; after it the lr stays at min_lr */
+} tp_lr_schedule;
+
+/* lr for 0-based step: constant -> lr; warmup_cosine -> lr * step / warmup during warmup, then
+ * min_lr + (lr - min_lr) * 0.5 * (1 + cos(pi * progress)), progress in [0, 1]. */
+double tp_lr_at(const tp_lr_schedule *s, int64_t step);
+/* Checks the schedule (lr > 0, 0 <= min_lr <= lr, 0 <= warmup <= total_steps). */
+tp_status tp_lr_check(const tp_lr_schedule *s, tp_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
