@@ -4,9 +4,11 @@
 #include "model/make_tiny.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/safetensors.h"
 #include "core/rng.h"
@@ -52,25 +54,57 @@ typedef struct gen_tensor {
     float *scratch; /* f32 staging for bf16 output, one chunk */
 } gen_tensor;
 
+typedef struct fill_part {
+    const gen_tensor *g;
+    float *dst;
+    uint16_t *out; /* bf16 output or NULL */
+    size_t e0, n;  /* absolute first element (even), count */
+} fill_part;
+
+static void *fill_part_run(void *arg) {
+    fill_part *p = arg;
+    tp_rng rng = {.seed = p->g->seed, .stream = p->g->stream, .offset = p->e0};
+    tp_rng_fill_normal(&rng, p->dst, p->n, 0.0f, WEIGHT_STD);
+    if (p->out)
+        for (size_t i = 0; i < p->n; i++) p->out[i] = tp_f32_to_bf16(p->dst[i]);
+    return NULL;
+}
+
 /* Element i of a tensor is the normal at Philox offset i of its stream (normals come in pairs
- * from two 32-bit draws), so any chunking that starts on even elements gives the same bytes. */
+ * from two 32-bit draws), so any split into pieces that start on even elements gives the same
+ * bytes. Large chunks are split across threads: Box-Muller is the cost of an 8B model. */
 static tp_status gen_fill(void *user, void *buf, size_t off, size_t nb, tp_err *err) {
     gen_tensor *g = user;
     size_t esz = g->dtype == TP_F32 ? 4 : 2;
     size_t e0 = off / esz, n = nb / esz;
     float *dst = g->dtype == TP_F32 ? (float *)buf : g->scratch;
+    uint16_t *out = g->dtype == TP_BF16 ? (uint16_t *)buf : NULL;
     if (g->kind == 1) {
         for (size_t i = 0; i < n; i++) dst[i] = 1.0f;
-    } else {
-        if (e0 % 2)
-            return tp_errf(err, TP_ESTATE, "make-tiny: chunk starts on odd element %zu", e0);
-        tp_rng rng = {.seed = g->seed, .stream = g->stream, .offset = e0};
-        tp_rng_fill_normal(&rng, dst, n, 0.0f, WEIGHT_STD);
+        if (out)
+            for (size_t i = 0; i < n; i++) out[i] = tp_f32_to_bf16(dst[i]);
+        return TP_OK;
     }
-    if (g->dtype == TP_BF16) {
-        uint16_t *o = buf;
-        for (size_t i = 0; i < n; i++) o[i] = tp_f32_to_bf16(dst[i]);
+    if (e0 % 2) return tp_errf(err, TP_ESTATE, "make-tiny: chunk starts on odd element %zu", e0);
+    enum { MAX_THREADS = 32 };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = n < (1u << 18) ? 1 : (int)(ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : ncpu);
+    fill_part parts[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    size_t per = ((n / (size_t)nt) + 1) & ~(size_t)1, at = 0;
+    for (int t = 0; t < nt; t++) {
+        size_t len = t == nt - 1 || at + per > n ? n - at : per;
+        parts[t] = (fill_part){g, dst + at, out ? out + at : NULL, e0 + at, len};
+        at += len;
+        /* a thread that cannot start runs inline: same bytes either way */
+        if (t == nt - 1 || pthread_create(&tid[t], NULL, fill_part_run, &parts[t]) != 0)
+            fill_part_run(&parts[t]);
+        else
+            started[t] = 1;
     }
+    for (int t = 0; t < nt; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
     return TP_OK;
 }
 
