@@ -347,13 +347,13 @@ static int ro_authorizer(void *ctx, int action, const char *a, const char *b, co
 tp_status tp_store_open_flags(tp_store **out, const char *path, int flags, tp_err *err) {
     *out = NULL;
     if (!path || !*path)
-        return tp_errf(err, TP_EINVAL, "results db: empty path (set [paths] results_db or --db)");
+        return tp_errf(err, TP_EINVAL, "results db: empty path (set [paths] results or --db)");
     int ro = (flags & 0xff) == TP_STORE_RO;
     struct stat sb;
     if (ro && strcmp(path, ":memory:") && stat(path, &sb) != 0)
         return tp_errf(err, TP_EIO,
                        "%s: no results db there yet (it is created by the first run; check "
-                       "--db / [paths] results_db)",
+                       "--db / [paths] results)",
                        path);
     tp_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {

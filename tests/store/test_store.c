@@ -3,8 +3,9 @@
  * interrupted-run detection (dead pid, recycled pid, kill -9 during writes), the read-only mode,
  * and 4 processes x 200 writes with no lock failure and no lost row.
  *
- * `test_store --hold-run DB` is a helper for tests/store/kill9.sh: it begins a run, writes a
- * metric, prints "ready <run id>" and sleeps until killed. */
+ * Helper modes for the shell tests: `test_store --hold-run DB` (tests/store/kill9.sh) begins a
+ * run, writes a metric, prints "ready <run id>" and sleeps until killed; `test_store --make-v1
+ * DB` (tests/store/cli_store.sh) writes a schema-version-1 database holding one run. */
 #include <errno.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -651,8 +652,35 @@ static int hold_run(const char *path) {
     for (;;) pause();
 }
 
+/* An old (schema version 1) database with one finished run and its accuracy, for the CLI's
+ * migrate test. */
+static int make_v1(const char *path) {
+    tp_err e = {0};
+    if (tp_store_migrate(path, 1, NULL, NULL, &e)) {
+        fprintf(stderr, "make-v1: %s\n", e.msg);
+        return 1;
+    }
+    sqlite3 *db;
+    char *msg = NULL;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+                          "INSERT INTO runs (id, config_json, config_hash, status, task, bridge, "
+                          "seed, host, pid, started_at) VALUES (1, '{\"task\":\"toy\"}', "
+                          "'cafe0123', 'done', 'toy', 'perceiver', 3, 'old-host', 1, "
+                          "'2026-01-02T03:04:05.000Z');"
+                          "INSERT INTO results (run_id, metric, value, n, scheme) VALUES "
+                          "(1, 'accuracy', 0.8125, 64, 'first_token');",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK) fprintf(stderr, "make-v1: %s\n", msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    sqlite3_close(db);
+    return rc != SQLITE_OK;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--hold-run")) return hold_run(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "--make-v1")) return make_v1(argv[2]);
     static const tp_test_case cases[] = {
         TP_CASE(test_fresh_schema),
         TP_CASE(test_results_sql_equals_migrations),
