@@ -124,6 +124,12 @@ void tp_store_rollback(tp_store *s) {
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+tp_status tp_sql_bound(tp_store *s, int bind_rc, const char *sql, tp_err *err) {
+    if (bind_rc == SQLITE_OK) return TP_OK;
+    int rc = sqlite3_errcode(s->db);
+    return tp_sql_err(s, rc != SQLITE_OK ? rc : SQLITE_MISUSE, sql, err);
+}
+
 int tp_bind_text(sqlite3_stmt *st, int i, const char *v) {
     return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
 }
@@ -248,7 +254,11 @@ static tp_status sweep_interrupted(tp_store *s, tp_err *err) {
     const char *sel = "SELECT id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?1";
     sqlite3_stmt *st;
     TP_TRY(tp_sql_prepare(s, sel, &st, err));
-    sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC);
+    tp_status bst = tp_sql_bound(s, sqlite3_bind_text(st, 1, s->host, -1, SQLITE_STATIC), sel, err);
+    if (bst != TP_OK) {
+        sqlite3_finalize(st);
+        return bst;
+    }
     struct gone {
         int64_t id;
         int pid;
@@ -290,9 +300,11 @@ static tp_status sweep_interrupted(tp_store *s, tp_err *err) {
     else
         st = NULL;
     for (int i = 0; ret == TP_OK && i < n; i++) {
-        sqlite3_bind_int64(st, 1, g[i].id);
-        sqlite3_bind_int(st, 2, g[i].pid);
-        sqlite3_bind_text(st, 3, s->host, -1, SQLITE_STATIC);
+        rc = sqlite3_bind_int64(st, 1, g[i].id);
+        rc |= sqlite3_bind_int(st, 2, g[i].pid);
+        rc |= sqlite3_bind_text(st, 3, s->host, -1, SQLITE_STATIC);
+        ret = tp_sql_bound(s, rc, upd, err);
+        if (ret != TP_OK) break;
         rc = sqlite3_step(st);
         if (rc != SQLITE_DONE) ret = tp_sql_err(s, rc, upd, err);
         s->swept += sqlite3_changes(s->db);
@@ -371,7 +383,10 @@ tp_status tp_store_open_flags(tp_store **out, const char *path, int flags, tp_er
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, TP_STORE_BUSY_TIMEOUT_MS);
+    if ((rc = sqlite3_busy_timeout(s->db, TP_STORE_BUSY_TIMEOUT_MS)) != SQLITE_OK) {
+        st = tp_sql_err(s, rc, "busy_timeout", err);
+        goto fail;
+    }
     if ((st = tp_sql_exec(s, "PRAGMA foreign_keys = ON", err))) goto fail;
     if (ro) {
         if ((st = tp_sql_exec(s, "PRAGMA query_only = 1", err))) goto fail;
@@ -395,7 +410,10 @@ tp_status tp_store_open_flags(tp_store **out, const char *path, int flags, tp_er
         if (st == TP_OK && !ro) st = sweep_interrupted(s, err);
         if (st) goto fail;
     }
-    if (ro) sqlite3_set_authorizer(s->db, ro_authorizer, NULL);
+    if (ro && (rc = sqlite3_set_authorizer(s->db, ro_authorizer, NULL)) != SQLITE_OK) {
+        st = tp_sql_err(s, rc, "set_authorizer", err);
+        goto fail;
+    }
     *out = s;
     return TP_OK;
 fail:

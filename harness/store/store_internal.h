@@ -36,6 +36,8 @@ tp_status tp_store_begin(tp_store *s, tp_err *err);
 tp_status tp_store_commit(tp_store *s, tp_err *err);
 void tp_store_rollback(tp_store *s);
 
+/* bind_rc: the OR of sqlite3_bind_* results; non-zero becomes an error naming the statement. */
+tp_status tp_sql_bound(tp_store *s, int bind_rc, const char *sql, tp_err *err);
 /* Binding helpers: NULL strings, NaN doubles and negative counts bind as SQL NULL. */
 int tp_bind_text(sqlite3_stmt *st, int i, const char *v);
 int tp_bind_real(sqlite3_stmt *st, int i, double v);

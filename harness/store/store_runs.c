@@ -74,8 +74,8 @@ static tp_status clear_outputs(tp_store *s, int64_t id, tp_err *err) {
     for (int i = 0; i < 3; i++) {
         sqlite3_stmt *st;
         TP_TRY(tp_sql_prepare(s, del[i], &st, err));
-        sqlite3_bind_int64(st, 1, id);
-        tp_status ret = step_done(s, st, del[i], err);
+        tp_status ret = tp_sql_bound(s, sqlite3_bind_int64(st, 1, id), del[i], err);
+        if (ret == TP_OK) ret = step_done(s, st, del[i], err);
         sqlite3_finalize(st);
         TP_TRY(ret);
     }
@@ -88,8 +88,8 @@ static tp_status begin_locked(tp_store *s, const tp_run_meta *m, int64_t *run_id
                       "WHERE config_hash = ?1";
     sqlite3_stmt *st;
     TP_TRY(tp_sql_prepare(s, sel, &st, err));
-    sqlite3_bind_text(st, 1, m->config_hash, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    int rc = sqlite3_bind_text(st, 1, m->config_hash, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         tp_sql_err(s, rc, sel, err);
         sqlite3_finalize(st);
@@ -125,12 +125,8 @@ static tp_status begin_locked(tp_store *s, const tp_run_meta *m, int64_t *run_id
 
     const char *sql = exists ? sql_restart : sql_insert;
     TP_TRY(tp_sql_prepare(s, sql, &st, err));
-    if (bind_meta(s, st, m) != SQLITE_OK) {
-        tp_sql_err(s, sqlite3_errcode(s->db), sql, err);
-        sqlite3_finalize(st);
-        return TP_EDB;
-    }
-    ret = step_done(s, st, sql, err);
+    ret = tp_sql_bound(s, bind_meta(s, st, m), sql, err);
+    if (ret == TP_OK) ret = step_done(s, st, sql, err);
     sqlite3_finalize(st);
     TP_TRY(ret);
     if (!exists) {
@@ -173,13 +169,14 @@ tp_status tp_store_run_finish(tp_store *s, int64_t run_id, tp_run_status status,
     sqlite3_stmt *st;
     tp_status ret = tp_sql_prepare(s, sql, &st, err);
     if (ret == TP_OK) {
-        sqlite3_bind_text(st, 1, tp_run_status_name(status), -1, SQLITE_STATIC);
-        tp_bind_text(st, 2, error);
-        tp_bind_text(st, 3, traceback);
-        sqlite3_bind_int64(st, 4, run_id);
-        sqlite3_bind_text(st, 5, s->host, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 6, (int)getpid());
-        ret = step_done(s, st, sql, err);
+        int rc = sqlite3_bind_text(st, 1, tp_run_status_name(status), -1, SQLITE_STATIC);
+        rc |= tp_bind_text(st, 2, error);
+        rc |= tp_bind_text(st, 3, traceback);
+        rc |= sqlite3_bind_int64(st, 4, run_id);
+        rc |= sqlite3_bind_text(st, 5, s->host, -1, SQLITE_STATIC);
+        rc |= sqlite3_bind_int(st, 6, (int)getpid());
+        ret = tp_sql_bound(s, rc, sql, err);
+        if (ret == TP_OK) ret = step_done(s, st, sql, err);
         sqlite3_finalize(st);
     }
     if (ret == TP_OK && sqlite3_changes(s->db) != 1)
@@ -198,8 +195,8 @@ tp_status tp_store_run_find(tp_store *s, const char *config_hash, int64_t *run_i
     *run_id = 0;
     sqlite3_stmt *st;
     TP_TRY(tp_sql_prepare(s, sql, &st, err));
-    tp_bind_text(st, 1, config_hash);
-    int rc = sqlite3_step(st);
+    int rc = tp_bind_text(st, 1, config_hash);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
     tp_status ret = TP_OK;
     if (rc == SQLITE_ROW) {
         *run_id = sqlite3_column_int64(st, 0);
@@ -228,17 +225,18 @@ tp_status tp_store_experiment_ensure(tp_store *s, const char *name, const char *
     sqlite3_stmt *st;
     tp_status ret = tp_sql_prepare(s, ins, &st, err);
     if (ret == TP_OK) {
-        tp_bind_text(st, 1, name);
-        tp_bind_text(st, 2, script_path);
-        tp_bind_text(st, 3, sha);
-        ret = step_done(s, st, ins, err);
+        int rc = tp_bind_text(st, 1, name);
+        rc |= tp_bind_text(st, 2, script_path);
+        rc |= tp_bind_text(st, 3, sha);
+        ret = tp_sql_bound(s, rc, ins, err);
+        if (ret == TP_OK) ret = step_done(s, st, ins, err);
         sqlite3_finalize(st);
     }
     if (ret == TP_OK) ret = tp_sql_prepare(s, sel, &st, err);
     if (ret == TP_OK) {
-        tp_bind_text(st, 1, name);
-        tp_bind_text(st, 2, sha);
-        int rc = sqlite3_step(st);
+        int rc = tp_bind_text(st, 1, name);
+        rc |= tp_bind_text(st, 2, sha);
+        if (rc == SQLITE_OK) rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
             *id = sqlite3_column_int64(st, 0);
         else
