@@ -85,6 +85,10 @@ typedef struct tp_backend_fns {
 
 /* Installs the CUDA table (kernels/ calls this at start-up). NULL unregisters. */
 void tp_backend_register_cuda(const tp_backend_fns *tbl);
+/* Defined by kernels/ in CUDA builds (TP_HAVE_CUDA): checks the device and calls
+ * tp_backend_register_cuda. Hosts (the CLI, test_ops) call it once at start-up; failure (no GPU)
+ * leaves the CPU backend working. */
+tp_status tp_cuda_backend_register(tp_err *err);
 /* The table for dev, or NULL (CUDA not registered). */
 const tp_backend_fns *tp_backend_get(tp_device dev);
 /* The CPU reference table (cpu_backend.c). */
