@@ -21,6 +21,7 @@ const tp_cli_command tp_cli_commands[] = {
      tp_cmd_make_tiny},
     {"import-llama2c", "convert a llama2.c checkpoint + tokenizer to a Hugging Face model dir",
      tp_cmd_import_llama2c},
+    {"tokenize", "show the token ids of a text (or decode ids) with a tokenizer", tp_cmd_tokenize},
     {"plugins", "list the plugins found on the plugin path, with their options", tp_cmd_plugins},
     {"config", "print the resolved configuration and where each value came from", tp_cmd_config},
     {"version", "print versions: harness, plugin ABI, libraries, CUDA", tp_cmd_version},
