@@ -109,4 +109,19 @@ static inline int fx_count(fx *f, const char *sql) {
     return n;
 }
 
+/* Every prediction of the db as one string, in example order (for bitwise comparisons). */
+static inline char *fx_preds(fx *f) {
+    sqlite3_stmt *q = NULL;
+    char *out = NULL;
+    if (sqlite3_prepare_v2(tp_store_db(f->store),
+                           "SELECT group_concat(example_id || ':' || prediction || ':' || "
+                           "quote(score), ',') FROM (SELECT * FROM predictions ORDER BY "
+                           "CAST(example_id AS INTEGER))",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+        out = strdup((const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return out;
+}
+
 #endif

@@ -48,20 +48,6 @@ static void test_learns(void) {
     fx_close(&f);
 }
 
-static char *preds(fx *f) {
-    sqlite3_stmt *q = NULL;
-    char *out = NULL;
-    if (sqlite3_prepare_v2(tp_store_db(f->store),
-                           "SELECT group_concat(example_id || ':' || prediction || ':' || "
-                           "quote(score), ',') FROM (SELECT * FROM predictions ORDER BY "
-                           "CAST(example_id AS INTEGER))",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
-        out = strdup((const char *)sqlite3_column_text(q, 0));
-    sqlite3_finalize(q);
-    return out;
-}
-
 static void test_deterministic(void) {
     double *loss[2] = {0};
     char *p[2] = {0};
@@ -78,7 +64,7 @@ static void test_deterministic(void) {
         n[k] = tp_runner_last_losses(f.runner, &l);
         loss[k] = malloc(sizeof(double) * (size_t)(n[k] + 1));
         memcpy(loss[k], l, sizeof(double) * (size_t)n[k]);
-        p[k] = preds(&f);
+        p[k] = fx_preds(&f);
         json_decref(spec);
         fx_close(&f);
     }
