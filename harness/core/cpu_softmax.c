@@ -21,8 +21,13 @@ tp_status tp_cpu_softmax_fwd(tp_ctx *ctx, tp_node *n) {
     for (int64_t r = 0; r < R; r++) {
         const float *x = F32(n->in[0]) + r * V;
         float *y = F32(n->out) + r * V;
-        double l = row_lse(x, V);
-        for (int64_t i = 0; i < V; i++) y[i] = expf(x[i] - (float)l);
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < V; i++)
+            if (x[i] > mx) mx = x[i];
+        double s = 0;
+        for (int64_t i = 0; i < V; i++) s += (y[i] = expf(x[i] - mx)); /* one exp per element */
+        float inv = (float)(1.0 / s);
+        for (int64_t i = 0; i < V; i++) y[i] *= inv;
     }
     return TP_OK;
 }
