@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "model/safetensors_dtype.h"
+#include "util/fsutil.h"
 
 #define ST_CHUNK (4u << 20)
 
@@ -117,10 +119,7 @@ tp_status tp_st_writer_meta(tp_st_writer *w, const char *key, const char *value,
 }
 
 static tp_status write_err(const char *path, int e, tp_err *err) {
-    if (e == ENOSPC || e == EDQUOT)
-        return tp_errf(err, TP_EIO, "%s: disk full while writing (%s); free space and retry", path,
-                       strerror(e));
-    return tp_errf(err, TP_EIO, "%s: write failed: %s", path, strerror(e ? e : EIO));
+    return tp_fs_write_error(err, "writing", path, e ? e : EIO);
 }
 
 static tp_status put(FILE *fp, const void *buf, size_t n, const char *path, tp_err *err) {
@@ -178,12 +177,22 @@ tp_status tp_st_writer_write(tp_st_writer *w, const char *path, tp_err *err) {
     char *hdr = build_header(w, &hlen, err);
     if (!hdr) return err ? err->code : TP_ENOMEM;
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *fp = fopen(tmp, "wb");
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= sizeof tmp) {
+        free(hdr);
+        return tp_errf(err, TP_EINVAL, "%s: path too long", path);
+    }
+    int fd = mkstemp(tmp);
+    if (fd >= 0) { /* mkstemp makes 0600; weight files are shared like any other output */
+        mode_t mask = umask(0);
+        umask(mask);
+        (void)fchmod(fd, 0666 & ~mask); /* on failure the file just stays 0600 */
+    }
+    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!fp) {
         int e = errno;
+        if (fd >= 0) close(fd), unlink(tmp);
         free(hdr);
-        return tp_errf(err, TP_EIO, "%s: cannot create file: %s", tmp, strerror(e));
+        return tp_fs_write_error(err, "creating a temporary file", path, e);
     }
     tp_status s = TP_OK;
     unsigned char len8[8];
