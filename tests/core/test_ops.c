@@ -1053,6 +1053,56 @@ static void test_grad_accumulates(void) {
     tp_tensor_free(p);
 }
 
+/* backward(out, grad_out) equals backward(sum(out * grad_out)); two losses in one step add up in
+ * a param's grad; an input read twice gets the sum; a param used through a transposed view
+ * gets its grad routed to the base. */
+static void test_backward_forms(void) {
+    tp_err e = {0};
+    tp_tensor *w = tp_param_alloc("w", TP_DIMS(3, 2), &e);
+    tp_rng r = {4, 4, 0};
+    tp_fill_normal(w, 0, 1, &r);
+    float X[12], G[8], g1[6], gx1[12];
+    for (int k = 0; k < 12; k++) X[k] = tp_rng_normal(&r);
+    for (int k = 0; k < 8; k++) G[k] = tp_rng_normal(&r);
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    tp_tensor *x = tp_from_f32(c, TP_DIMS(4, 3), X), *go = tp_from_f32(c, TP_DIMS(4, 2), G);
+    tp_requires_grad(c, x);
+    TP_CHECK(tp_backward(c, tp_matmul(c, x, w, 0, 0), go) == TP_OK);
+    tp_to_f32_buffer(w->grad, g1, &e);
+    tp_to_f32_buffer(x->grad, gx1, &e);
+    tp_param_zero_grad(w);
+    tp_ctx_reset(c);
+    x = tp_from_f32(c, TP_DIMS(4, 3), X);
+    go = tp_from_f32(c, TP_DIMS(4, 2), G);
+    tp_requires_grad(c, x);
+    /* w used through a transposed view: x @ (w^T)^T == x @ w */
+    tp_tensor *wt = tp_transpose(c, w, 0, 1);
+    tp_tensor *l = tp_sum_all(c, tp_mul(c, tp_matmul(c, x, wt, 0, 1), go));
+    TP_CHECK(tp_backward(c, l, NULL) == TP_OK);
+    for (int k = 0; k < 6; k++) TP_CHECK_NEAR(tp_item(w->grad, k), g1[k], 1e-5);
+    for (int k = 0; k < 12; k++) TP_CHECK_NEAR(tp_item(x->grad, k), gx1[k], 1e-5);
+    /* a second loss in the same step adds to the param grad; the input grad accumulates too */
+    tp_tensor *l2 = tp_sum_all(c, tp_mul(c, tp_matmul(c, x, w, 0, 0), go));
+    TP_CHECK(tp_backward(c, l2, NULL) == TP_OK);
+    for (int k = 0; k < 6; k++) TP_CHECK_NEAR(tp_item(w->grad, k), 2 * g1[k], 1e-5);
+    for (int k = 0; k < 12; k++) TP_CHECK_NEAR(tp_item(x->grad, k), 2 * gx1[k], 1e-5);
+    /* an input read twice: d/dx sum(x*x) = 2x */
+    tp_ctx_reset(c);
+    tp_tensor *z = tp_randn(c, TP_DIMS(5), 1.0f, &r);
+    tp_requires_grad(c, z);
+    TP_CHECK(tp_backward(c, tp_sum_all(c, tp_mul(c, z, z)), NULL) == TP_OK);
+    for (int k = 0; k < 5; k++) TP_CHECK_NEAR(tp_item(z->grad, k), 2 * tp_item(z, k), 1e-6);
+    /* detach stops the gradient */
+    tp_ctx_reset(c);
+    z = tp_randn(c, TP_DIMS(5), 1.0f, &r);
+    tp_requires_grad(c, z);
+    tp_tensor *s = tp_sum_all(c, tp_mul(c, z, tp_detach(c, z)));
+    TP_CHECK(tp_backward(c, s, NULL) == TP_OK);
+    for (int k = 0; k < 5; k++) TP_CHECK_NEAR(tp_item(z->grad, k), tp_item(z, k), 1e-6);
+    tp_ctx_free(c);
+    tp_tensor_free(w);
+}
+
 /* bf16/f16 inputs on CPU are cast to f32 on the tape: a bf16 weight in linear gives the f32
  * result of the rounded weight, an embedding table in bf16 gathers rounded rows. */
 static void test_half_inputs(void) {
@@ -1080,7 +1130,8 @@ int main(int argc, char **argv) {
     if (argc > 1) g_filter = argv[1];
     static const tp_test_case cases[] = {
         TP_CASE(test_table),         TP_CASE(test_vq_straight_through), TP_CASE(test_dropout_stats),
-        TP_CASE(test_backend_table), TP_CASE(test_grad_accumulates),    TP_CASE(test_half_inputs)};
+        TP_CASE(test_backend_table), TP_CASE(test_grad_accumulates),    TP_CASE(test_half_inputs),
+        TP_CASE(test_backward_forms)};
     int n = (int)(sizeof cases / sizeof cases[0]);
     if (g_filter) n = 1; /* the filter selects ops inside the table */
     return tp_test_main(1, argv, cases, n);
