@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/generate.h"
 #include "model/llama2c.h"
+#include "model/model.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
@@ -275,6 +277,25 @@ static void test_stories_greedy_text(void) {
     int ids[48];
     ref_generate(&m, ids, 48);
     tp_st_close(m.st);
+
+    /* the harness engine on the imported directory must pick the same tokens */
+    tp_model *model = NULL;
+    TP_CHECKF(tp_model_load(&model, out, NULL, &err) == TP_OK, "%s", err.msg);
+    if (model) {
+        tp_gen_cfg gc = tp_gen_defaults(model);
+        gc.max_new_tokens = 48;
+        gc.greedy = 1;
+        gc.n_eos = 0;
+        int32_t bos = 1;
+        tp_gen_in gi = {.batch = 1, .len = 1, .ids = &bos};
+        tp_gen_out go = {0};
+        TP_CHECKF(tp_generate(model, &gi, &gc, &go, &err) == TP_OK, "%s", err.msg);
+        int same = go.tokens && go.n_tokens && go.n_tokens[0] == 48;
+        for (int i = 0; same && i < 48; i++) same = go.tokens[i] == ids[i];
+        TP_CHECKF(same, "engine's greedy tokens differ from the reference forward");
+        tp_gen_out_free(&go);
+        tp_model_free(model);
+    }
 
     /* decode through the imported tokenizer.json with the harness tokenizer */
     tp_tokenizer *tok = NULL;
