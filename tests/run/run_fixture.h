@@ -15,6 +15,9 @@
 #include "run/run.h"
 #include "tp_test.h"
 
+/* [paths] data for the runner (tests that read ../shared set it before fx_open). */
+static char fx_data_dir[600];
+
 typedef struct fx {
     tp_registry *reg;
     tp_store *store;
@@ -62,7 +65,7 @@ static inline int fx_open(fx *f, const char *name) {
     o.store = f->store;
     o.progress = 0;
     o.git_dirty = -1;
-    o.data_dir = getenv("TP_SHARED_DIR") ? NULL : NULL;
+    o.data_dir = fx_data_dir[0] ? fx_data_dir : NULL;
     if (tp_runner_new(&f->runner, &o, &err) != TP_OK) {
         fprintf(stderr, "runner: %s\n", err.msg);
         return 0;
