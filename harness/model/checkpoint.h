@@ -11,8 +11,9 @@
 #include "telepathy/status.h"
 #include "telepathy/tensor.h"
 
-/* Optimiser state as named tensors (t[i]->name), e.g. AdamW's first and second moments per
- * parameter, exported by telepathy/optim.h. The step counter travels in the metadata. */
+/* Optimiser state as named tensors (t[i]->name), e.g. AdamW's, straight from telepathy/optim.h:
+ *   tp_tensor **ts; int n = tp_adamw_state(opt, &ts); tp_ckpt_state st = {n, ts};
+ * (its "step" tensor travels with the moments, so loading restores the step count too). */
 typedef struct tp_ckpt_state {
     int n;
     tp_tensor **t;

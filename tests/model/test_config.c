@@ -1,6 +1,8 @@
 /* test_config.c — config.json parsing: the three architectures, transformers 4.x and 5.x rope
  * forms, HF defaults for absent fields, and clear errors naming the file and the field. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -173,5 +175,35 @@ static void test_load_file(void) {
     TP_CHECK(tp_model_config_load(&c, path, &err) == TP_EIO && strstr(err.msg, "none"));
 }
 
+static void test_fuzz(void) {
+    /* random edits of a real config are parsed or refused with a message, never a crash */
+    size_t n = strlen(llama31);
+    char *buf = malloc(n + 1);
+    uint64_t r = 88172645463325252ull;
+    int ok = 0, bad = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(buf, llama31, n + 1);
+        for (int k = 0; k < 1 + it % 4; k++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            static const char sig[] = "{}[]:,\"0123456789-.etfn ";
+            buf[r % n] = sig[(r >> 32) % (sizeof sig - 1)];
+        }
+        if (it % 7 == 0) buf[r % n] = 0; /* truncation */
+        tp_model_config c;
+        tp_err err = {0};
+        if (tp_model_config_parse(&c, buf, "fuzz.json", &err) == TP_OK) {
+            ok++;
+            TP_CHECK(c.hidden_size > 0 && c.head_dim > 0 && c.num_key_value_heads > 0);
+            TP_CHECK(c.num_attention_heads % c.num_key_value_heads == 0);
+        } else {
+            bad++;
+            TP_CHECKF(strstr(err.msg, "fuzz.json") != NULL, "no file in '%s'", err.msg);
+        }
+    }
+    TP_CHECK(bad > 1000);
+    fprintf(stderr, "config fuzz: %d parsed, %d refused\n", ok, bad);
+    free(buf);
+}
+
 TP_TEST_RUN(TP_CASE(test_llama31), TP_CASE(test_mistral), TP_CASE(test_qwen2_and_v5),
-            TP_CASE(test_errors), TP_CASE(test_load_file))
+            TP_CASE(test_errors), TP_CASE(test_load_file), TP_CASE(test_fuzz))
