@@ -297,7 +297,9 @@ static tp_status pv_forward(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *mas
     if (mask && mask->dtype != TP_F32)
         return API->errf(err, TP_EDTYPE, "perceiver: sender mask must be f32 (1 = token)");
 
-    tp_tensor *kv = s->in_w ? tp_linear(c, h, s->in_w, s->in_b) : h; /* [B,T,W] */
+    /* bf16 sender states (GPU path) meet f32 bridge weights */
+    tp_tensor *hf = h->dtype == TP_F32 ? h : tp_cast(c, h, TP_F32);
+    tp_tensor *kv = s->in_w ? tp_linear(c, hf, s->in_w, s->in_b) : hf; /* [B,T,W] */
     tp_tensor *x = tp_add(c, tp_zeros(c, TP_F32, TP_DIMS(b, s->m, s->width)), s->latents);
     for (int i = 0; i < s->depth; i++) {
         const pv_block *bl = &s->blocks[i];

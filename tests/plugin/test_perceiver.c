@@ -1,0 +1,520 @@
+/* test_perceiver.c — the perceiver bridge, loaded as the real .so through the plugin registry:
+ * output shape, per-token RMS = |alpha|, padded keys without influence, every parameter's
+ * gradient against central finite differences on a tiny configuration (direct and projected
+ * variants), init statistics, determinism, dropout only in training, option errors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin/loader.h"
+#include "plugin/options.h"
+#include "telepathy/bridge.h"
+#include "telepathy/tensor.h"
+#include "tp_test.h"
+
+typedef struct fixture {
+    tp_registry *reg;
+    const tp_plugin *plugin;
+    const tp_bridge_vtable *vt;
+} fixture;
+
+static int fx_open(fixture *f) {
+    memset(f, 0, sizeof *f);
+    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
+    if (!dir) {
+        TP_CHECKF(0, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bridges/perceiver.so", dir);
+    tp_err err = {0};
+    if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, path, &err) != TP_OK ||
+        tp_registry_find(f->reg, TP_PLUGIN_BRIDGE, "perceiver", &f->plugin, &err) != TP_OK) {
+        TP_CHECKF(0, "loading %s: %s", path, err.msg);
+        tp_registry_free(f->reg);
+        f->reg = NULL;
+        return 0;
+    }
+    f->vt = f->plugin->desc.vtable;
+    return 1;
+}
+
+static void fx_close(fixture *f) {
+    tp_registry_free(f->reg);
+}
+
+/* A bridge instance: options (k=v list), its parameters and state. */
+typedef struct inst {
+    tp_options *opts;
+    tp_params params;
+    void *state;
+} inst;
+
+static tp_status inst_new(fixture *f, const char *opts, const tp_bridge_dims *dims, inst *in,
+                          tp_err *err) {
+    memset(in, 0, sizeof *in);
+    const tp_plugin_desc *d = &f->plugin->desc;
+    TP_TRY(tp_options_new("bridge", d->name, d->options, d->n_options, &in->opts, err));
+    if (opts && *opts) TP_TRY(tp_options_set_list(in->opts, opts, err));
+    return f->vt->create(in->opts, dims, &in->params, &in->state, err);
+}
+
+static void inst_free(fixture *f, inst *in) {
+    if (in->state) f->vt->destroy(in->state);
+    for (int i = 0; i < in->params.n; i++) tp_tensor_free(in->params.p[i]);
+    tp_options_free(in->opts);
+    memset(in, 0, sizeof *in);
+}
+
+static tp_tensor *param_named(inst *in, const char *name) {
+    for (int i = 0; i < in->params.n; i++)
+        if (strcmp(in->params.p[i]->name, name) == 0) return in->params.p[i];
+    return NULL;
+}
+
+/* Persistent f32 tensor with values from a simple LCG in [-a, a). */
+static tp_tensor *persist(int ndim, const int64_t *shape, float a, unsigned *seed) {
+    tp_err err = {0};
+    tp_tensor *t = tp_tensor_alloc(TP_F32, TP_CPU, ndim, shape, &err);
+    if (!t) return NULL;
+    float *p = t->data;
+    for (int64_t i = 0; i < tp_numel(t); i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        p[i] = a * (2.0f * (float)(*seed >> 8) / 16777216.0f - 1.0f);
+    }
+    return t;
+}
+
+static tp_tensor *make_mask(int64_t b, int64_t t, const int *lens) {
+    tp_err err = {0};
+    tp_tensor *m = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(b, t), &err);
+    if (!m) return NULL;
+    float *p = m->data;
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < t; j++) p[i * t + j] = j < lens[i] ? 1.0f : 0.0f;
+    return m;
+}
+
+/* Runs the bridge; copies soft tokens into buf (numel floats); returns numel or -1. */
+static int64_t run_fwd(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask, int training,
+                       float *buf, int64_t cap, tp_bridge_out *out_copy) {
+    tp_ctx_reset(c);
+    tp_bridge_out out;
+    tp_err err = {0};
+    if (f->vt->forward(in->state, c, h, mask, training, &out, &err) != TP_OK) {
+        TP_CHECKF(0, "forward: %s", err.msg);
+        return -1;
+    }
+    int64_t n = tp_numel(out.soft);
+    if (n > cap || tp_to_f32_buffer(out.soft, buf, &err) != TP_OK) return -1;
+    if (out_copy) *out_copy = out;
+    return n;
+}
+
+static const tp_bridge_dims tiny_dims = {6, 8, 50, 40, 0.0027f, 1234};
+
+static void test_shape_and_rms(void) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
+    tp_bridge_dims dims = {12, 16, 50, 40, 0.0027f, 7};
+    inst in;
+    tp_err err = {0};
+    tp_status st = inst_new(&f, "tokens=3,depth=2,heads=2,ffn_mult=2", &dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st != TP_OK) goto out;
+    TP_CHECK(f.vt->num_tokens(in.state) == 3);
+    unsigned seed = 1;
+    tp_tensor *h = persist(TP_DIMS(2, 5, 12), 3.0f, &seed);
+    tp_tensor *mask = make_mask(2, 5, (int[]){5, 3});
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    tp_ctx_reset(c);
+    tp_bridge_out out;
+    st = f.vt->forward(in.state, c, h, mask, 0, &out, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) {
+        TP_CHECK(out.soft->ndim == 3 && out.soft->shape[0] == 2 && out.soft->shape[1] == 3 &&
+                 out.soft->shape[2] == 16);
+        float buf[2 * 3 * 16];
+        TP_CHECK(tp_to_f32_buffer(out.soft, buf, &err) == TP_OK);
+        /* calibrated alpha: every soft token has RMS = recv_embed_rms */
+        for (int t = 0; t < 6; t++) {
+            double ss = 0;
+            for (int d = 0; d < 16; d++) ss += (double)buf[t * 16 + d] * buf[t * 16 + d];
+            TP_CHECK_NEAR(sqrt(ss / 16), 0.0027, 0.0027 * 1e-4);
+        }
+        TP_CHECK(out.n_metrics == 1 && strcmp(out.metric_name[0], "alpha") == 0);
+        TP_CHECK_NEAR(out.metric[0], 0.0027, 1e-9);
+    }
+    inst_free(&f, &in);
+
+    /* a negative number: RMS = |alpha| */
+    st = inst_new(&f, "tokens=4,heads=4,alpha_init=-0.3", &dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) {
+        float buf[2 * 4 * 16];
+        TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, buf, 2 * 4 * 16, NULL) == 2 * 4 * 16);
+        for (int t = 0; t < 8; t++) {
+            double ss = 0;
+            for (int d = 0; d < 16; d++) ss += (double)buf[t * 16 + d] * buf[t * 16 + d];
+            TP_CHECK_NEAR(sqrt(ss / 16), 0.3, 0.3 * 1e-4);
+        }
+        TP_CHECK(param_named(&in, "alpha") != NULL);
+    }
+    inst_free(&f, &in);
+
+    /* fixed alpha: no alpha parameter, still reported */
+    st = inst_new(&f, "tokens=2,heads=2,alpha_init=0.03,alpha_learnable=false", &dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) {
+        TP_CHECK(param_named(&in, "alpha") == NULL);
+        float buf[2 * 2 * 16];
+        tp_bridge_out o2;
+        TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, buf, 64, &o2) == 64);
+        TP_CHECK_NEAR(o2.metric[0], 0.03, 1e-7);
+    }
+    inst_free(&f, &in);
+    tp_ctx_free(c);
+    tp_tensor_free(h);
+    tp_tensor_free(mask);
+out:
+    fx_close(&f);
+}
+
+static void test_mask(void) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    inst in;
+    tp_err err = {0};
+    tp_status st =
+        inst_new(&f, "tokens=3,depth=2,heads=2,ffn_mult=2,alpha_init=1", &tiny_dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st != TP_OK) {
+        fx_close(&f);
+        return;
+    }
+    unsigned seed = 5;
+    tp_tensor *h = persist(TP_DIMS(2, 6, 6), 2.0f, &seed);
+    tp_tensor *mask = make_mask(2, 6, (int[]){6, 3});
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    float a[2 * 3 * 8], b[2 * 3 * 8];
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, a, 48, NULL) == 48);
+    /* padded positions of example 1 (t >= 3) get wild values: nothing may change */
+    float *hp = h->data;
+    for (int t = 3; t < 6; t++)
+        for (int d = 0; d < 6; d++) hp[(1 * 6 + t) * 6 + d] = 1000.0f * (float)(t + d + 1);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, b, 48, NULL) == 48);
+    double maxd = 0;
+    for (int i = 0; i < 48; i++) maxd = fmax(maxd, fabs((double)a[i] - b[i]));
+    TP_CHECKF(maxd <= 1e-6, "padded keys changed the output by %g", maxd);
+    /* a real token of example 1 must matter (else the check above proves nothing) */
+    hp[(1 * 6 + 1) * 6 + 2] += 1.5f;
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, b, 48, NULL) == 48);
+    double d1 = 0, d0 = 0;
+    for (int i = 0; i < 24; i++) d0 = fmax(d0, fabs((double)a[i] - b[i]));
+    for (int i = 24; i < 48; i++) d1 = fmax(d1, fabs((double)a[i] - b[i]));
+    TP_CHECKF(d1 > 1e-4, "changing an unpadded token changed example 1 by only %g", d1);
+    TP_CHECKF(d0 == 0, "example 0 changed by %g when only example 1's input changed", d0);
+    tp_ctx_free(c);
+    tp_tensor_free(h);
+    tp_tensor_free(mask);
+    inst_free(&f, &in);
+    fx_close(&f);
+}
+
+/* loss = sum(soft * R) in double from the f32 soft tokens. */
+static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
+                      const float *r, int64_t n) {
+    float buf[512];
+    if (run_fwd(f, in, c, h, mask, 0, buf, 512, NULL) != n) return NAN;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
+    return s;
+}
+
+/* Analytic grads of every parameter vs central differences; returns the worst relative error
+ * (||g_fd - g||/(||g_fd|| + ||g||)) over parameter tensors. */
+static void grad_check(const char *opts, const tp_bridge_dims *dims, int64_t b, int64_t t,
+                       const int *lens, int expect_params) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    inst in;
+    tp_err err = {0};
+    tp_status st = inst_new(&f, opts, dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s: %s", opts, err.msg);
+    if (st != TP_OK) {
+        fx_close(&f);
+        return;
+    }
+    TP_CHECKF(in.params.n == expect_params, "%s: %d params, expected %d", opts, in.params.n,
+              expect_params);
+    unsigned seed = 11;
+    tp_tensor *hs = persist(TP_DIMS(b, t, dims->d_sender), 1.5f, &seed);
+    tp_tensor *mask = make_mask(b, t, lens);
+    int m = 0;
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    float r[512];
+    /* perturb every parameter a little so LayerNorm weights/biases are not all 1/0, and
+     * sharpen the attention (q, k x3): at init the scores are nearly uniform, the q/k gradients
+     * tiny, and the check would measure f32 noise instead of the backward pass */
+    for (int i = 0; i < in.params.n; i++) {
+        float *p = in.params.p[i]->data;
+        const char *nm = in.params.p[i]->name;
+        float mul = strstr(nm, ".q.weight") || strstr(nm, ".k.weight") ? 3.0f : 1.0f;
+        for (int64_t k = 0; k < tp_numel(in.params.p[i]); k++) {
+            seed = seed * 1664525u + 1013904223u;
+            p[k] = mul * p[k] + 0.05f * (2.0f * (float)(seed >> 8) / 16777216.0f - 1.0f);
+        }
+    }
+    /* analytic */
+    tp_ctx_reset(c);
+    tp_bridge_out out;
+    st = f.vt->forward(in.state, c, hs, mask, 1, &out, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st != TP_OK) goto done;
+    m = (int)tp_numel(out.soft);
+    TP_CHECK(m <= 512);
+    for (int i = 0; i < m; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        r[i] = 2.0f * (float)(seed >> 8) / 16777216.0f - 1.0f;
+    }
+    for (int i = 0; i < in.params.n; i++) tp_param_zero_grad(in.params.p[i]);
+    tp_tensor *rt = tp_from_f32(c, out.soft->ndim, out.soft->shape, r);
+    tp_tensor *loss = tp_sum_all(c, tp_mul(c, out.soft, rt));
+    TP_CHECKF(loss && tp_backward(c, loss, NULL) == TP_OK, "backward: %s", tp_ctx_error(c));
+    if (!loss) goto done;
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < in.params.n; i++) {
+        tp_tensor *p = in.params.p[i];
+        int64_t n = tp_numel(p);
+        TP_CHECKF(p->grad != NULL, "param %s got no grad", p->name);
+        if (!p->grad) continue;
+        float *g = p->grad->data, *v = p->data;
+        double num = 0, den_a = 0, den_b = 0;
+        /* step relative to the tensor's scale (latents are ~0.05 and feed a LayerNorm) */
+        double ms = 0;
+        for (int64_t k = 0; k < n; k++) ms += (double)v[k] * v[k];
+        const float h = (float)fmin(1e-2, fmax(1e-3, 0.1 * sqrt(ms / (double)n)));
+        for (int64_t k = 0; k < n; k++) {
+            /* 4-point stencil: truncation O(h^4), so h can be large enough to keep the f32
+             * rounding of the forward pass out of the difference */
+            float keep = v[k];
+            double l[4];
+            const float off[4] = {2 * h, h, -h, -2 * h};
+            for (int q = 0; q < 4; q++) {
+                v[k] = keep + off[q];
+                l[q] = loss_of(&f, &in, c, hs, mask, r, m);
+            }
+            v[k] = keep;
+            double fd = (8 * (l[1] - l[2]) - (l[0] - l[3])) / (12.0 * (double)h);
+            num += (fd - g[k]) * (fd - g[k]);
+            den_a += fd * fd;
+            den_b += (double)g[k] * g[k];
+        }
+        double rel = sqrt(num) / (sqrt(den_a) + sqrt(den_b) + 1e-12);
+        size_t nl = strlen(p->name);
+        if (nl > 6 && strcmp(p->name + nl - 6, "k.bias") == 0) {
+            /* softmax ignores a shift shared by all keys of a query: the key bias has an exact
+             * zero gradient, so compare absolute sizes instead */
+            TP_CHECKF(sqrt(den_b) < 1e-5,
+                      "param %s should have a zero gradient: |g| %g (finite differences: %g, "
+                      "f32 noise)",
+                      p->name, sqrt(den_b), sqrt(den_a));
+            continue;
+        }
+        TP_CHECKF(sqrt(den_b) > 1e-6, "param %s has an all-zero gradient", p->name);
+        TP_CHECKF(rel < 2e-2, "param %s: relative grad error %g (|g| %g, |fd| %g)", p->name, rel,
+                  sqrt(den_b), sqrt(den_a));
+        if (rel > worst) {
+            worst = rel;
+            worst_name = p->name;
+        }
+    }
+    fprintf(stderr, "  %s: %d params, worst relative grad error %.3g (%s)\n", opts, in.params.n,
+            worst, worst_name);
+done:
+    tp_ctx_free(c);
+    tp_tensor_free(hs);
+    tp_tensor_free(mask);
+    inst_free(&f, &in);
+    fx_close(&f);
+}
+
+static void test_grad_direct(void) {
+    /* d_s 6 != width 8 = d_r: input projection, no output projection; 26 per block + latents +
+     * input_proj (2) + alpha */
+    grad_check("tokens=3,depth=2,heads=2,ffn_mult=2,alpha_init=0.7", &tiny_dims, 2, 5,
+               (int[]){5, 3}, 2 * 26 + 4);
+}
+
+static void test_grad_projected(void) {
+    /* width 4: input and output projections (output init std 0.01 would make soft tokens
+     * nearly constant; the perturbation above breaks that) */
+    grad_check("tokens=2,depth=1,heads=2,ffn_mult=2,width=4,alpha_init=0.5", &tiny_dims, 2, 4,
+               (int[]){2, 4}, 26 + 6);
+}
+
+static void test_grad_same_width_fixed_alpha(void) {
+    tp_bridge_dims d = {8, 8, 50, 40, 0.0027f, 99};
+    /* no projections at all, alpha not a parameter */
+    grad_check("tokens=2,depth=1,heads=4,ffn_mult=1,alpha_init=1,alpha_learnable=false", &d, 2, 3,
+               (int[]){3, 1}, 26 + 1);
+}
+
+static double stddev(const tp_tensor *t) {
+    const float *p = t->data;
+    int64_t n = tp_numel(t);
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s += p[i];
+        ss += (double)p[i] * p[i];
+    }
+    return sqrt(ss / n - (s / n) * (s / n));
+}
+
+static void test_projected_variant_and_init(void) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    tp_bridge_dims dims = {48, 64, 50, 40, 0.0027f, 3};
+    inst in;
+    tp_err err = {0};
+    tp_status st = inst_new(&f, "tokens=64,depth=1,heads=8,width=32", &dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) {
+        tp_tensor *lat = param_named(&in, "latents"), *ip = param_named(&in, "input_proj.weight");
+        tp_tensor *op = param_named(&in, "output_proj.weight");
+        TP_CHECK(lat && lat->shape[0] == 64 && lat->shape[1] == 32);
+        TP_CHECK(ip && ip->shape[0] == 32 && ip->shape[1] == 48);
+        TP_CHECK(op && op->shape[0] == 64 && op->shape[1] == 32);
+        if (lat) TP_CHECK_NEAR(stddev(lat), 0.02, 0.0015);
+        if (op) TP_CHECK_NEAR(stddev(op), 0.01, 0.001);
+        unsigned seed = 3;
+        tp_tensor *h = persist(TP_DIMS(3, 4, 48), 1.0f, &seed);
+        tp_tensor *mask = make_mask(3, 4, (int[]){4, 2, 1});
+        tp_ctx *c = tp_ctx_new(TP_CPU);
+        tp_ctx_reset(c);
+        tp_bridge_out out;
+        st = f.vt->forward(in.state, c, h, mask, 0, &out, &err);
+        TP_CHECKF(st == TP_OK, "%s", err.msg);
+        if (st == TP_OK)
+            TP_CHECK(out.soft->shape[0] == 3 && out.soft->shape[1] == 64 &&
+                     out.soft->shape[2] == 64);
+        tp_ctx_free(c);
+        tp_tensor_free(h);
+        tp_tensor_free(mask);
+    }
+    inst_free(&f, &in);
+    /* width = receiver width: no output projection; sender width differs: input projection */
+    st = inst_new(&f, "tokens=2,heads=8", &dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) {
+        TP_CHECK(param_named(&in, "output_proj.weight") == NULL);
+        TP_CHECK(param_named(&in, "input_proj.weight") != NULL);
+        tp_tensor *l = param_named(&in, "latents");
+        TP_CHECK(l && l->shape[1] == 64);
+    }
+    inst_free(&f, &in);
+    tp_bridge_dims same = {64, 64, 50, 40, 0.0027f, 3};
+    st = inst_new(&f, "tokens=2,heads=8", &same, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) TP_CHECK(param_named(&in, "input_proj.weight") == NULL);
+    inst_free(&f, &in);
+    fx_close(&f);
+}
+
+static void test_determinism_and_dropout(void) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    inst a, b, d;
+    tp_err err = {0};
+    TP_CHECK(inst_new(&f, "tokens=3,heads=2", &tiny_dims, &a, &err) == TP_OK);
+    TP_CHECK(inst_new(&f, "tokens=3,heads=2", &tiny_dims, &b, &err) == TP_OK);
+    tp_bridge_dims other = tiny_dims;
+    other.seed = 4321;
+    TP_CHECK(inst_new(&f, "tokens=3,heads=2", &other, &d, &err) == TP_OK);
+    if (a.state && b.state && d.state) {
+        TP_CHECK(a.params.n == b.params.n && a.params.n == d.params.n);
+        int same = 1, differ = 0;
+        for (int i = 0; i < a.params.n; i++) {
+            size_t bytes = (size_t)tp_numel(a.params.p[i]) * sizeof(float);
+            if (memcmp(a.params.p[i]->data, b.params.p[i]->data, bytes)) same = 0;
+            if (memcmp(a.params.p[i]->data, d.params.p[i]->data, bytes)) differ = 1;
+        }
+        TP_CHECKF(same, "same seed gave different parameters");
+        TP_CHECKF(differ, "a different seed gave identical parameters");
+    }
+    inst_free(&f, &a);
+    inst_free(&f, &b);
+    inst_free(&f, &d);
+
+    /* dropout acts in training only */
+    inst p0, p1;
+    TP_CHECK(inst_new(&f, "tokens=3,heads=2,alpha_init=1", &tiny_dims, &p0, &err) == TP_OK);
+    TP_CHECK(inst_new(&f, "tokens=3,heads=2,alpha_init=1,dropout=0.5", &tiny_dims, &p1, &err) ==
+             TP_OK);
+    if (p0.state && p1.state) {
+        unsigned seed = 9;
+        tp_tensor *h = persist(TP_DIMS(2, 4, 6), 1.0f, &seed);
+        tp_tensor *mask = make_mask(2, 4, (int[]){4, 4});
+        tp_ctx *c = tp_ctx_new(TP_CPU);
+        float x0[48], x1[48], x2[48];
+        TP_CHECK(run_fwd(&f, &p0, c, h, mask, 0, x0, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &p1, c, h, mask, 0, x1, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &p1, c, h, mask, 1, x2, 48, NULL) == 48);
+        TP_CHECKF(memcmp(x0, x1, sizeof x0) == 0, "dropout changed the output in eval mode");
+        TP_CHECKF(memcmp(x1, x2, sizeof x1) != 0, "dropout=0.5 did nothing in training mode");
+        tp_ctx_free(c);
+        tp_tensor_free(h);
+        tp_tensor_free(mask);
+    }
+    inst_free(&f, &p0);
+    inst_free(&f, &p1);
+    fx_close(&f);
+}
+
+static void expect_error(fixture *f, const char *opts, const tp_bridge_dims *dims,
+                         const char *needle) {
+    inst in;
+    tp_err err = {0};
+    tp_status st = inst_new(f, opts, dims, &in, &err);
+    TP_CHECKF(st != TP_OK, "'%s' was accepted", opts);
+    TP_CHECKF(strstr(err.msg, needle) != NULL, "'%s': message '%s' lacks '%s'", opts, err.msg,
+              needle);
+    inst_free(f, &in);
+}
+
+static void test_option_errors(void) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    expect_error(&f, "heads=3", &tiny_dims, "heads = 3 does not divide");
+    expect_error(&f, "tokens=0", &tiny_dims, "tokens");
+    expect_error(&f, "alpha_init=bogus", &tiny_dims, "alpha_init");
+    tp_bridge_dims nocal = tiny_dims;
+    nocal.recv_embed_rms = 0;
+    expect_error(&f, "", &nocal, "recv_embed_rms");
+    tp_bridge_dims bad = tiny_dims;
+    bad.d_sender = 0;
+    expect_error(&f, "", &bad, "sender width");
+    /* a wrongly shaped input is an error, not a crash */
+    inst in;
+    tp_err err = {0};
+    if (inst_new(&f, "tokens=2,heads=2", &tiny_dims, &in, &err) == TP_OK) {
+        unsigned seed = 1;
+        tp_tensor *h = persist(TP_DIMS(1, 3, 7), 1.0f, &seed);
+        tp_ctx *c = tp_ctx_new(TP_CPU);
+        tp_bridge_out out;
+        TP_CHECK(f.vt->forward(in.state, c, h, NULL, 0, &out, &err) == TP_ESHAPE);
+        TP_CHECK(strstr(err.msg, "[B,T,6]") != NULL);
+        tp_ctx_free(c);
+        tp_tensor_free(h);
+    }
+    inst_free(&f, &in);
+    fx_close(&f);
+}
+
+TP_TEST_RUN(TP_CASE(test_shape_and_rms), TP_CASE(test_mask), TP_CASE(test_grad_direct),
+            TP_CASE(test_grad_projected), TP_CASE(test_grad_same_width_fixed_alpha),
+            TP_CASE(test_projected_variant_and_init), TP_CASE(test_determinism_and_dropout),
+            TP_CASE(test_option_errors))
