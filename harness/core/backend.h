@@ -23,8 +23,8 @@
  * Register the table once at start-up: tp_backend_register_cuda(&tbl) (the table must outlive
  * every context). Check yourself against the CPU reference with tests/core/test_ops.c.
  *
- * Layout: elementwise ops (ADD..SWIGLU, DROPOUT), COPY and ACCUM take arbitrary strides (b of
- * a binary op is broadcast by zero strides: use tp_bcast_strides). MATMUL inputs have unit
+ * Layout: elementwise ops (ADD..SWIGLU, DROPOUT, EXP..DIV), COPY and ACCUM take arbitrary strides
+ * (b of a binary op is broadcast by zero strides: use tp_bcast_strides). MATMUL inputs have unit
  * stride in one of the last two dims (check with tp_mat_layout). Every other op receives
  * contiguous inputs. Outputs and grads are always contiguous.
  *

@@ -35,6 +35,11 @@ static const tp_backend_fns cpu_table = {
             [TP_OP_POOL] = FB(pool),
             [TP_OP_CROSS_ENTROPY] = FB(cross_entropy),
             [TP_OP_VQ] = FB(vq),
+            [TP_OP_EXP] = FB(exp),
+            [TP_OP_LN] = FB(ln),
+            [TP_OP_SIGMOID] = FB(sigmoid),
+            [TP_OP_RELU] = FB(relu),
+            [TP_OP_DIV] = FB(div),
         },
     .host_accessible = 1,
 };

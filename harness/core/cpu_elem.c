@@ -1,7 +1,7 @@
 /* cpu_elem.c — CPU reference kernels for the layout and elementwise families: COPY, ACCUM,
- * CONCAT, add/sub/mul with broadcasting, scale, add_scalar, silu, gelu (erf/tanh), tanh,
- * swiglu, dropout. Inputs may be strided (4-dim padded iteration); outputs and grads are
- * contiguous, so the flat output index k is also the index into a's grad. */
+ * CONCAT, add/sub/mul/div with broadcasting, scale, add_scalar, silu, gelu (erf/tanh), tanh,
+ * exp, ln, sigmoid, relu, swiglu, dropout. Inputs may be strided (4-dim padded iteration); outputs
+ * and grads are contiguous, so the flat output index k is also the index into a's grad. */
 #include <math.h>
 #include <string.h>
 
@@ -98,6 +98,9 @@ static tp_status binary_fwd(tp_node *n) {
     case TP_OP_MUL:
         FOR4(sh) o[k++] = a[OFF(sa)] * b[OFF(sb)];
         break;
+    case TP_OP_DIV:
+        FOR4(sh) o[k++] = a[OFF(sa)] / b[OFF(sb)];
+        break;
     default:
         return TP_ESTATE;
     }
@@ -125,6 +128,12 @@ static tp_status binary_bwd(tp_ctx *ctx, tp_node *n) {
             if (da) da[k] += gk;
             if (db) db[OFF(sgb)] -= gk;
             break;
+        case TP_OP_DIV: {
+            float bv = b[OFF(sb)];
+            if (da) da[k] += gk / bv;
+            if (db) db[OFF(sgb)] -= gk * a[OFF(sa)] / (bv * bv);
+            break;
+        }
         default:
             if (da) da[k] += gk * b[OFF(sb)];
             if (db) db[OFF(sgb)] += gk * a[OFF(sa)];
@@ -153,6 +162,12 @@ tp_status tp_cpu_mul_fwd(tp_ctx *ctx, tp_node *n) {
 tp_status tp_cpu_mul_bwd(tp_ctx *ctx, tp_node *n) {
     return binary_bwd(ctx, n);
 }
+tp_status tp_cpu_div_fwd(tp_ctx *ctx, tp_node *n) {
+    return binary_fwd(n);
+}
+tp_status tp_cpu_div_bwd(tp_ctx *ctx, tp_node *n) {
+    return binary_bwd(ctx, n);
+}
 
 /* ---- unary: value and derivative in one place ---- */
 static const float SQRT_2_OVER_PI = 0.7978845608028654f;
@@ -171,6 +186,14 @@ static float act(const tp_node *n, float x) {
         return x * sigm(x);
     case TP_OP_TANH:
         return tanhf(x);
+    case TP_OP_EXP:
+        return expf(x);
+    case TP_OP_LN:
+        return logf(x);
+    case TP_OP_SIGMOID:
+        return sigm(x);
+    case TP_OP_RELU:
+        return x > 0.0f ? x : 0.0f;
     case TP_OP_GELU:
         if (n->ip[0] == TP_GELU_ERF) return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
         return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
@@ -193,6 +216,16 @@ static float dact(const tp_node *n, float x) {
         float t = tanhf(x);
         return 1.0f - t * t;
     }
+    case TP_OP_EXP:
+        return expf(x);
+    case TP_OP_LN:
+        return 1.0f / x;
+    case TP_OP_SIGMOID: {
+        float s = sigm(x);
+        return s * (1.0f - s);
+    }
+    case TP_OP_RELU:
+        return x > 0.0f ? 1.0f : 0.0f;
     case TP_OP_GELU:
         if (n->ip[0] == TP_GELU_ERF)
             return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
@@ -263,6 +296,17 @@ tp_status tp_cpu_tanh_fwd(tp_ctx *ctx, tp_node *n) {
 tp_status tp_cpu_tanh_bwd(tp_ctx *ctx, tp_node *n) {
     return unary_bwd(ctx, n);
 }
+#define UNARY_FNS(name)                                                                            \
+    tp_status tp_cpu_##name##_fwd(tp_ctx *ctx, tp_node *n) {                                       \
+        return unary_fwd(ctx, n);                                                                  \
+    }                                                                                              \
+    tp_status tp_cpu_##name##_bwd(tp_ctx *ctx, tp_node *n) {                                       \
+        return unary_bwd(ctx, n);                                                                  \
+    }
+UNARY_FNS(exp)
+UNARY_FNS(ln)
+UNARY_FNS(sigmoid)
+UNARY_FNS(relu)
 
 /* ---- swiglu: silu(gate) * up ---- */
 tp_status tp_cpu_swiglu_fwd(tp_ctx *ctx, tp_node *n) {

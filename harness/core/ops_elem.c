@@ -108,3 +108,20 @@ tp_tensor *tp_dropout(tp_ctx *c, tp_tensor *a, float p, tp_rng *rng) {
     rng->offset += (uint64_t)tp_numel(a);
     return tp_op_run(c, &n);
 }
+
+/* appended API: exp, ln, sigmoid, relu, div */
+tp_tensor *tp_exp(tp_ctx *c, tp_tensor *a) {
+    return unary(c, TP_OP_EXP, a, 0, 0);
+}
+tp_tensor *tp_ln(tp_ctx *c, tp_tensor *a) {
+    return unary(c, TP_OP_LN, a, 0, 0);
+}
+tp_tensor *tp_sigmoid(tp_ctx *c, tp_tensor *a) {
+    return unary(c, TP_OP_SIGMOID, a, 0, 0);
+}
+tp_tensor *tp_relu(tp_ctx *c, tp_tensor *a) {
+    return unary(c, TP_OP_RELU, a, 0, 0);
+}
+tp_tensor *tp_div(tp_ctx *c, tp_tensor *a, tp_tensor *b) {
+    return binary(c, TP_OP_DIV, "div", a, b);
+}

@@ -182,3 +182,26 @@ double tp_lr_at(const tp_lr_schedule *s, int64_t step) {
     if (progress < 0) progress = 0;
     return s->min_lr + (s->lr - s->min_lr) * 0.5 * (1.0 + cos(3.141592653589793 * progress));
 }
+
+tp_status tp_ema_update(tp_tensor *const *ema, tp_tensor *const *params, int n, float decay,
+                        tp_err *err) {
+    if (!(decay >= 0 && decay <= 1))
+        return tp_errf(err, TP_EINVAL, "ema: decay %g outside [0,1]", decay);
+    for (int i = 0; i < n; i++) {
+        tp_tensor *e = ema[i], *p = params[i];
+        if (!e || !p || e->dtype != TP_F32 || p->dtype != TP_F32 || e->device != TP_CPU ||
+            p->device != TP_CPU || !tp_is_contiguous(e) || !tp_is_contiguous(p) ||
+            tp_numel(e) != tp_numel(p))
+            return tp_errf(err, TP_ESHAPE,
+                           "ema: tensor %d ('%s') must match its param ('%s') as contiguous CPU "
+                           "f32 of the same size",
+                           i, e ? e->name : "(null)", p ? p->name : "(null)");
+    }
+    for (int i = 0; i < n; i++) {
+        float *e = ema[i]->data;
+        const float *p = params[i]->data;
+        for (int64_t k = 0, m = tp_numel(params[i]); k < m; k++)
+            e[k] = decay * e[k] + (1.0f - decay) * p[k];
+    }
+    return TP_OK;
+}

@@ -168,7 +168,11 @@ static void r_binop(const tcase *tc, double **x, double *o, int op) {
                     b = x[1][(b0 == 1 ? 0 : j) * b1 + (b1 == 1 ? 0 : k)];
                 else
                     b = x[1][b0 == 1 ? 0 : k];
-                o[(i * C + j) * B + k] = op == 0 ? a + b : op == 1 ? a - b : a * b;
+                if (op == 3) b = exp(b) + 0.5;
+                o[(i * C + j) * B + k] = op == 0   ? a + b
+                                         : op == 1 ? a - b
+                                         : op == 2 ? a * b
+                                                   : a / b;
             }
 }
 R_(add) {
@@ -180,6 +184,12 @@ R_(sub) {
 R_(mul) {
     r_binop(tc, x, o, 2);
 }
+B_(div) { /* the divisor exp(b) + 0.5 stays away from 0 */
+    return tp_div(c, tp_transpose(c, x[0], 1, 2), tp_add_scalar(c, tp_exp(c, x[1]), 0.5f));
+}
+R_(div) {
+    r_binop(tc, x, o, 3);
+}
 
 /* unary on a sliced view: x [6,9] -> slice dim 1 [2, 2+5) */
 static double uref(const tcase *tc, double v) {
@@ -188,6 +198,10 @@ static double uref(const tcase *tc, double v) {
     if (!strcmp(op, "add_scalar")) return v + tc->fp[0];
     if (!strcmp(op, "silu")) return v / (1 + exp(-v));
     if (!strcmp(op, "tanh")) return tanh(v);
+    if (!strcmp(op, "exp")) return exp(v);
+    if (!strcmp(op, "ln")) return log(v * v + 0.5);
+    if (!strcmp(op, "sigmoid")) return 1 / (1 + exp(-v));
+    if (!strcmp(op, "relu")) return v > 0 ? v : 0;
     if (!strcmp(op, "gelu") && tc->ip[0] == 0) return 0.5 * v * (1 + erf(v / sqrt(2.0)));
     if (!strcmp(op, "gelu"))
         return 0.5 * v * (1 + tanh(sqrt(2 / 3.141592653589793) * (v + 0.044715 * v * v * v)));
@@ -200,6 +214,10 @@ B_(unary) {
     if (!strcmp(op, "add_scalar")) return tp_add_scalar(c, v, tc->fp[0]);
     if (!strcmp(op, "silu")) return tp_silu(c, v);
     if (!strcmp(op, "tanh")) return tp_tanh(c, v);
+    if (!strcmp(op, "exp")) return tp_exp(c, v);
+    if (!strcmp(op, "ln")) return tp_ln(c, tp_add_scalar(c, tp_mul(c, v, v), 0.5f)); /* > 0 */
+    if (!strcmp(op, "sigmoid")) return tp_sigmoid(c, v);
+    if (!strcmp(op, "relu")) return tp_relu(c, v);
     return tp_gelu(c, v, (tp_gelu_kind)tc->ip[0]);
 }
 R_(unary) {
@@ -643,6 +661,21 @@ static const tcase g_cases[] = {
     {"tanh", "slice [6,9]", 1, {2}, {{6, 9}}, {1}, 0, b_unary, r_unary, 1e-5, 1e-3},
     {"gelu", "erf, slice [6,9]", 1, {2}, {{6, 9}}, {1}, 2, b_unary, r_unary, 1e-5, 1e-3, 0, {0}},
     {"gelu", "tanh, slice [6,9]", 1, {2}, {{6, 9}}, {1}, 2, b_unary, r_unary, 1e-5, 1e-3, 0, {1}},
+    {"exp", "slice [6,9]", 1, {2}, {{6, 9}}, {1}, 0, b_unary, r_unary, 1e-6, 1e-3},
+    {"ln", "of x^2+0.5, slice [6,9]", 1, {2}, {{6, 9}}, {1}, 0, b_unary, r_unary, 1e-6, 1e-3, 1e-3},
+    {"sigmoid", "slice [6,9]", 1, {2}, {{6, 9}}, {1}, 2, b_unary, r_unary, 1e-6, 1e-3},
+    {"relu", "slice [6,9] (eps 1e-3)", 1, {2}, {{6, 9}}, {1}, 0, b_unary, r_unary, 0, 1e-3, 1e-3},
+    {"div",
+     "[3,5,7]^T(1,2) / (exp([7,1])+0.5)",
+     2,
+     {3, 2},
+     {{3, 5, 7}, {7, 1}},
+     {1, 1},
+     0,
+     b_div,
+     r_div,
+     1e-6,
+     1e-3},
     {"swiglu",
      "[5,7] * [7,5]^T",
      2,

@@ -139,6 +139,21 @@ static void test_state_round_trip(void) {
     tp_tensor_free(p2);
 }
 
-TP_TEST_RUN(TP_CASE(test_adamw_first_step), TP_CASE(test_adamw_vs_reference),
+static void test_ema(void) {
+    tp_tensor *p = param2(1.0f, 2.0f), *e = param2(0.0f, 0.0f);
+    tp_err err = {0};
+    TP_CHECK(tp_ema_update(&e, &p, 1, 0.9f, &err) == TP_OK);
+    TP_CHECK_NEAR(tp_item(e, 0), 0.1, 1e-7);
+    TP_CHECK(tp_ema_update(&e, &p, 1, 0.9f, &err) == TP_OK);
+    TP_CHECK_NEAR(tp_item(e, 1), 0.9 * 0.2 + 0.2, 1e-6);
+    TP_CHECK(tp_ema_update(&e, &p, 1, 1.5f, &err) == TP_EINVAL);
+    tp_tensor *q = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(3), &err);
+    TP_CHECK(tp_ema_update(&q, &p, 1, 0.5f, &err) == TP_ESHAPE && strstr(err.msg, "'w'"));
+    tp_tensor_free(q);
+    tp_tensor_free(p);
+    tp_tensor_free(e);
+}
+
+TP_TEST_RUN(TP_CASE(test_ema), TP_CASE(test_adamw_first_step), TP_CASE(test_adamw_vs_reference),
             TP_CASE(test_adamw_rejects_nan), TP_CASE(test_clip), TP_CASE(test_schedule),
             TP_CASE(test_state_round_trip))

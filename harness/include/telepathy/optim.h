@@ -49,6 +49,11 @@ int tp_adamw_state(tp_adamw *o, tp_tensor ***tensors);
  * norm (NaN/inf when a grad is not finite, and then nothing is scaled). */
 double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm);
 
+/* Exponential moving average of weights (the diffusion bridge's EMA 0.999):
+ * ema[i] = decay * ema[i] + (1 - decay) * params[i], elementwise; CPU f32, shapes must match. */
+tp_status tp_ema_update(tp_tensor *const *ema, tp_tensor *const *params, int n, float decay,
+                        tp_err *err);
+
 typedef enum tp_lr_kind { TP_LR_CONSTANT = 0, TP_LR_WARMUP_COSINE = 1 } tp_lr_kind;
 typedef struct tp_lr_schedule {
     tp_lr_kind kind;

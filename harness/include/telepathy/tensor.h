@@ -211,7 +211,13 @@ typedef struct tp_rng {
     X(tp_status, backward, (tp_ctx * c, tp_tensor * out, tp_tensor * grad_out), (c, out, grad_out))\
     /* Marks a step-scoped tensor as requiring grad (e.g. inputs_embeds for input gradients). */ \
     X(tp_status, requires_grad, (tp_ctx * c, tp_tensor * t), (c, t))                               \
-    X(tp_status, param_zero_grad, (tp_tensor * p), (p))
+    X(tp_status, param_zero_grad, (tp_tensor * p), (p))                                          \
+    /* ---- appended (core): elementwise ops for losses like BCE, entropy bonuses, ratios ---- */ \
+    X(tp_tensor *, exp, (tp_ctx * c, tp_tensor * a), (c, a))                                       \
+    X(tp_tensor *, ln, (tp_ctx * c, tp_tensor * a), (c, a)) /* natural log; x <= 0: -inf/NaN */   \
+    X(tp_tensor *, sigmoid, (tp_ctx * c, tp_tensor * a), (c, a))                                   \
+    X(tp_tensor *, relu, (tp_ctx * c, tp_tensor * a), (c, a))                                      \
+    X(tp_tensor *, div, (tp_ctx * c, tp_tensor * a, tp_tensor * b), (c, a, b)) /* b onto a */
 
 #ifndef TP_PLUGIN
 #define TP_X_DECL(ret, name, params, args) ret tp_##name params;
