@@ -294,6 +294,10 @@ typedef struct parse_ctx {
     char *dir;
     int line;
     int failed;
+    int continuation; /* the line just read is indented: inih continues the previous value */
+    int has_prev;     /* a key was set since the last section header */
+    char *buf;        /* getline buffer */
+    size_t buf_cap;
     tp_err *err;
     /* entries set by this file, to refuse duplicate keys */
     char **seen;
@@ -304,12 +308,27 @@ typedef struct parse_ctx {
 static char *reader(char *str, int num, void *stream) {
     parse_ctx *p = stream;
     if (p->failed) return NULL;
-    char *r = fgets(str, num, p->f);
-    if (!r) return NULL;
+    /* whole lines, so a line longer than inih's buffer is an error here rather than being cut
+     * into pieces that inih would parse as separate lines */
+    ssize_t n = getline(&p->buf, &p->buf_cap, p->f);
+    if (n < 0) return NULL;
     p->line++;
-    char tmp[512];
-    tp_strlcpy(tmp, str, sizeof tmp);
-    char *t = tp_str_trim(tmp);
+    size_t len = (size_t)n;
+    while (len && (p->buf[len - 1] == '\n' || p->buf[len - 1] == '\r')) len--;
+    if (len + 3 > (size_t)num) {
+        tp_errf(p->err, TP_EFORMAT,
+                "%s:%d: line is %zu characters long; the INI reader takes at most %d (a long "
+                "plugin path can continue on the following lines, indented)",
+                p->path, p->line, len, num - 3);
+        p->failed = 1;
+        return NULL;
+    }
+    memcpy(str, p->buf, (size_t)n + 1);
+    char *r = str;
+    char *t = tp_str_trim(p->buf);
+    /* inih treats an indented line after a key as a continuation of its value */
+    p->continuation = p->has_prev && (str[0] == ' ' || str[0] == '\t') && *t && !strchr(";#[", *t);
+    if (*t == '[') p->has_prev = 0; /* inih forgets the previous key at a section header */
     if (t[0] == '[') {
         char *close = strchr(t, ']');
         if (!close) {
@@ -331,6 +350,37 @@ static char *reader(char *str, int num, void *stream) {
     return r;
 }
 
+/* An indented line continues the previous key's value: only the plugin path, a list, may
+ * span lines (each line adds directories); anything else would be ambiguous. */
+static int continue_value(parse_ctx *p, const char *full, const char *value, const char *where) {
+    if (strcmp(full, "paths.plugins") != 0) {
+        tp_errf(p->err, TP_EFORMAT,
+                "%s: indented line continues '%s'; only paths.plugins may span several lines "
+                "(remove the indentation to start a new key)",
+                where, full);
+        p->failed = 1;
+        return 0;
+    }
+    entry *e = find_entry(p->c, full);
+    char *more = NULL;
+    if (!*value) return 1;
+    if (resolve_rel(p->dir, value, 1, &more, p->err) != TP_OK) {
+        p->failed = 1;
+        return 0;
+    }
+    tp_strbuf b;
+    tp_strbuf_init(&b);
+    tp_strbuf_printf(&b, "%s:%s", e ? e->value : "", more);
+    free(more);
+    char *joined = tp_strbuf_take(&b);
+    tp_status st = joined ? put_entry(p->c, full, joined, TP_ORIGIN_FILE, e ? e->detail : where,
+                                      e ? e->line : p->line, p->err)
+                          : tp_errf(p->err, TP_ENOMEM, "config: out of memory");
+    free(joined);
+    if (st != TP_OK) p->failed = 1;
+    return st == TP_OK;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value) {
     parse_ctx *p = user;
     char where[600];
@@ -345,6 +395,7 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     char full[256];
     snprintf(full, sizeof full, "%s.%s", section, name);
+    if (p->continuation) return continue_value(p, full, value, where);
     for (int i = 0; i < p->n_seen; i++)
         if (!strcmp(p->seen[i], full)) {
             tp_errf(p->err, TP_EFORMAT, "%s: duplicate key '%s' in [%s] (first set at line %d)",
@@ -372,6 +423,7 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     p->seen[p->n_seen] = tp_strdup(full);
     p->seen_line[p->n_seen++] = p->line;
+    p->has_prev = 1;
     return 1;
 }
 
@@ -387,6 +439,7 @@ tp_status tp_config_load_file(tp_config *c, const char *path, tp_err *err) {
     free(p.seen);
     free(p.seen_line);
     free(p.dir);
+    free(p.buf);
     if (p.failed) return err ? err->code : TP_EFORMAT;
     if (rc > 0)
         return tp_errf(err, TP_EFORMAT,

@@ -1,7 +1,7 @@
 /* test_ini.c — telepathy.ini: values and their origins, unknown section/key with file:line and
  * the keys that exist, bad value types, missing file, duplicate keys, precedence (default < file
  * < env < command line), search order (--config, $TELEPATHY_CONFIG, ./telepathy.ini), relative
- * paths, model aliases. */
+ * paths, model aliases, long lines and continued plugin paths. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -190,6 +190,34 @@ static void search_order(void) {
     TP_CHECK(chdir(cwd) == 0);
 }
 
+static void long_lines(void) {
+    tp_config *c = NULL;
+    tp_err err = {0};
+    /* a line past inih's buffer is an error, not two half-lines */
+    char text[1200];
+    int n = snprintf(text, sizeof text, "[paths]\nplugins = ");
+    for (int i = 0; i < 30; i++) n += snprintf(text + n, sizeof text - (size_t)n, "/dir/%02d:", i);
+    snprintf(text + n, sizeof text - (size_t)n, "/last\n");
+    TP_CHECK(load(text, &c, &err) == TP_EFORMAT && !c);
+    TP_CHECKF(strstr(err.msg, "t.ini:2: line is") && strstr(err.msg, "continue"), "%s", err.msg);
+    /* the plugin path may continue on indented lines; each adds directories */
+    TP_CHECK(load("[paths]\nplugins = /a\n    /b:/c\n\t/d\n[run]\n  seed = 9\n", &c, &err) ==
+             TP_OK);
+    if (c) {
+        TP_CHECKF(!strcmp(tp_config_get(c, "paths.plugins"), "/a:/b:/c:/d"), "%s",
+                  tp_config_get(c, "paths.plugins"));
+        /* an indented first key of a section is just a key */
+        TP_CHECK(tp_config_get_int(c, "run.seed") == 9);
+        char o[256];
+        TP_CHECK(strstr(tp_config_origin_str(c, "paths.plugins", o, sizeof o), "t.ini:2") != NULL);
+    }
+    tp_config_free(c);
+    c = NULL;
+    /* any other key continued is ambiguous: an error naming the line */
+    TP_CHECK(load("[run]\nseed = 1\n  log_level = warn\n", &c, &err) == TP_EFORMAT && !c);
+    TP_CHECKF(strstr(err.msg, "t.ini:3: indented line continues 'run.seed'"), "%s", err.msg);
+}
+
 static void alias_cycle(void) {
     tp_config *c = NULL;
     tp_err err = {0};
@@ -202,4 +230,4 @@ static void alias_cycle(void) {
 }
 
 TP_TEST_RUN(TP_CASE(good_file), TP_CASE(bad_files), TP_CASE(missing_file), TP_CASE(precedence),
-            TP_CASE(search_order), TP_CASE(alias_cycle))
+            TP_CASE(search_order), TP_CASE(long_lines), TP_CASE(alias_cycle))
