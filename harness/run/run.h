@@ -90,6 +90,9 @@ tp_status tp_runner_run(tp_runner *r, const json_t *spec, tp_run_result *res, tp
 tp_status tp_runner_resolve(tp_runner *r, const json_t *spec, char **canon, char *hash,
                             tp_err *err);
 
+/* Traceback text recorded with the next failed run (the Lua call site); NULL clears it. */
+void tp_runner_set_traceback(tp_runner *r, const char *traceback);
+
 /* Tests: the per-step total losses of the last run this runner trained (not of a skipped one). */
 int tp_runner_last_losses(const tp_runner *r, const double **losses);
 

@@ -37,7 +37,13 @@ struct tp_runner {
     int n_models;
     double *last_losses;
     int n_last;
+    char *traceback;
 };
+
+void tp_runner_set_traceback(tp_runner *r, const char *tb) {
+    free(r->traceback);
+    r->traceback = tb ? tp_strdup(tb) : NULL;
+}
 
 const char *tp_runner_data_dir(const tp_runner *r) {
     return r->has_data_dir ? r->data_dir : NULL;
@@ -95,6 +101,7 @@ void tp_runner_free(tp_runner *r) {
         free(r->models[i]);
     }
     free(r->last_losses);
+    free(r->traceback);
     free(r);
 }
 
@@ -597,7 +604,7 @@ static void record_unresolved(tp_runner *r, const json_t *spec, const tp_err *wh
     int64_t id;
     int attempt;
     if (tp_store_run_begin(r->store, &meta, &id, &attempt, &e2) == TP_OK)
-        tp_store_run_finish(r->store, id, TP_RUN_FAILED, why->msg, NULL, &e2);
+        tp_store_run_finish(r->store, id, TP_RUN_FAILED, why->msg, r->traceback, &e2);
     free(canon);
 }
 
