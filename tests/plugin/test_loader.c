@@ -42,7 +42,8 @@ static void build_all(void) {
     TP_CHECK(build("good", "", "good", "good"));
     TP_CHECK(build("good", "", "scan/tasks", "good"));
     TP_CHECK(build("dup", "", "dup", "dup"));
-    TP_CHECK(build("bad_abi", "", "bad", "bad_abi"));
+    TP_CHECK(build("bad_abi", "-DCASE=1", "bad", "bad_abi"));
+    TP_CHECK(build("bad_abi", "-DCASE=2", "bad", "bad_abi_minor"));
     TP_CHECK(build("bad_size", "", "bad", "bad_size"));
     TP_CHECK(build("no_entry", "", "bad", "no_entry"));
     TP_CHECK(build("init_fails", "", "bad", "init_fails"));
@@ -116,6 +117,7 @@ static void expect_refused(const char *sub, const char *name, const char *s1, co
 static void bad_plugins_refused(void) {
     build_all();
     expect_refused("bad", "bad_abi", "ABI version 2.0", "tp_plugin_init");
+    expect_refused("bad", "bad_abi_minor", "ABI version 1.1", "minor <= host");
     expect_refused("bad", "bad_size", "descriptor size", NULL);
     expect_refused("bad", "no_entry", "symbol 'tp_plugin_init' not found", "dlerror");
     expect_refused("bad", "init_fails", "missing resource", "tp_plugin_init");
