@@ -66,6 +66,8 @@ expect 0 "plugins" -- "$T" plugins
 contains out "task   toy 1" "plugins lists the toy task"
 contains out "n_classes" "plugins lists options"
 expect 0 "plugins --kind task toy" -- "$T" plugins --kind task toy
+expect 0 "plugins --sha256" -- "$T" plugins --sha256 toy
+grep -qE '^  sha256 [0-9a-f]{64}$' "$work/out" || { echo "FAIL: plugins --sha256 prints no digest"; fail=1; }
 expect 2 "plugins --kind bad" -- "$T" plugins --kind widget
 expect 1 "plugins NAME that does not exist" -- "$T" plugins --kind task no_such_task
 expect 1 "plugin path that does not exist" -- "$T" --plugin-path "$work/nope" plugins
