@@ -28,6 +28,10 @@
  * stride in one of the last two dims (check with tp_mat_layout). Every other op receives
  * contiguous inputs. Outputs and grads are always contiguous.
  *
+ * Optimiser ops: ADAMW (in = param, grad, m, v; all updated in place; aux = tp_adamw_hp) and
+ * SUMSQ (out [1]) are forward-only and run outside the tape from core/optim.c, which also runs
+ * SCALE in place (out == in[0]) to clip grads; implement them and bridges train on the GPU.
+ *
  * Dtypes: on CPU everything is f32 (the front end casts bf16/f16 inputs first); ids are i32.
  * n->out->dtype tells a GPU backend what to write (f32, or bf16/f16 when all float inputs
  * share that dtype).
@@ -62,6 +66,14 @@ typedef struct tp_node {
     tp_tensor *saved[TP_NODE_MAX_SAVED]; /* forward -> backward */
     const void *aux;                     /* op config copied into the arena (rope/attn cfg) */
 } tp_node;
+
+/* AdamW hyper-parameters of one step (node aux of TP_OP_ADAMW), bias corrections precomputed:
+ * p *= decay; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= step_size * m / (sqrt(v)/bc2_sqrt
+ * + eps). */
+typedef struct tp_adamw_hp {
+    float decay, beta1, beta2, eps;
+    double step_size, bc2_sqrt;
+} tp_adamw_hp;
 
 typedef tp_status (*tp_op_fn)(tp_ctx *ctx, tp_node *n);
 typedef struct tp_op_fns {

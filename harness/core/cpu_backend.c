@@ -1,5 +1,5 @@
 /* cpu_backend.c — the CPU reference backend table (ops.def order). Views have no entry: they
- * are metadata (see tape.c); ACCUM has no backward. */
+ * are metadata (see tape.c); ACCUM and the optimiser ops have no backward. */
 #include "core/cpu.h"
 
 #define FB(name)                                                                                   \
@@ -40,6 +40,8 @@ static const tp_backend_fns cpu_table = {
             [TP_OP_SIGMOID] = FB(sigmoid),
             [TP_OP_RELU] = FB(relu),
             [TP_OP_DIV] = FB(div),
+            [TP_OP_ADAMW] = {tp_cpu_adamw_fwd, NULL},
+            [TP_OP_SUMSQ] = {tp_cpu_sumsq_fwd, NULL},
         },
     .host_accessible = 1,
 };

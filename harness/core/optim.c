@@ -1,5 +1,7 @@
 /* optim.c — AdamW, global-norm clipping and the LR schedule (telepathy/optim.h). Moments and the
- * step counter live in named tensors so checkpoints can save and restore them verbatim. */
+ * step counter live in named tensors so checkpoints can save and restore them verbatim. The
+ * updates run as backend ops (ADAMW, SUMSQ, in-place SCALE) on the params' device, so a CUDA
+ * backend that implements them trains on the GPU without copies. */
 #include "telepathy/optim.h"
 
 #include <math.h>
@@ -12,9 +14,18 @@ struct tp_adamw {
     tp_adamw_cfg cfg;
     int n;
     tp_tensor **params;
-    tp_tensor **state; /* 2n moments + step */
+    tp_tensor **state; /* 2n moments (on the params' device) + step (CPU) */
     int64_t t;
+    tp_ctx *ctx; /* dispatch and scratch for the update ops, on the params' device */
 };
+
+/* Sum of squares of t (contiguous f32 on ctx's device) through the backend; NaN on error. */
+static double sumsq(tp_ctx *c, tp_tensor *t) {
+    tp_node n = {.op = TP_OP_SUMSQ, .n_in = 1, .in = {t}};
+    n.out = tp_ctx_scratch(c, TP_F32, 1, (int64_t[]){1});
+    if (!n.out || tp_dispatch_fwd(c, &n)) return NAN;
+    return tp_item(n.out, 0);
+}
 
 tp_adamw_cfg tp_adamw_defaults(void) {
     return (tp_adamw_cfg){0.9f, 0.999f, 1e-8f, 0.01f};
@@ -26,6 +37,7 @@ void tp_adamw_free(tp_adamw *o) {
         for (int i = 0; i < 2 * o->n + 1; i++) tp_tensor_free(o->state[i]);
     tp_core_free(o->state);
     tp_core_free(o->params);
+    tp_ctx_free(o->ctx);
     tp_core_free(o);
 }
 
@@ -49,19 +61,21 @@ tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg,
     o->params = tp_core_calloc((size_t)(n ? n : 1), sizeof *o->params);
     o->state = tp_core_calloc((size_t)(2 * n + 1), sizeof *o->state);
     if (!o->params || !o->state) goto oom;
+    tp_device dev = n > 0 && params[0] ? params[0]->device : TP_CPU;
     for (int i = 0; i < n; i++) {
         tp_tensor *p = params[i];
-        if (!p || p->dtype != TP_F32 || p->device != TP_CPU || !(p->flags & TP_FLAG_PARAM) ||
+        if (!p || p->dtype != TP_F32 || p->device != dev || !(p->flags & TP_FLAG_PARAM) ||
             !tp_is_contiguous(p)) {
             tp_errf(err, TP_EINVAL,
-                    "adamw: parameter %d ('%s') must be a CPU f32 tensor from tp_param_alloc", i,
-                    p ? p->name : "(null)");
+                    "adamw: parameter %d ('%s') must be an f32 tensor from tp_param_alloc (or "
+                    "tp_param_alloc_on), all on one device",
+                    i, p ? p->name : "(null)");
             tp_adamw_free(o);
             return NULL;
         }
         o->params[i] = p;
         for (int k = 0; k < 2; k++) {
-            tp_tensor *s = tp_tensor_alloc(TP_F32, TP_CPU, p->ndim, p->shape, err);
+            tp_tensor *s = tp_tensor_alloc(TP_F32, dev, p->ndim, p->shape, err);
             if (!s) {
                 tp_adamw_free(o);
                 return NULL;
@@ -76,6 +90,8 @@ tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg,
         return NULL;
     }
     snprintf(o->state[2 * n]->name, sizeof o->state[2 * n]->name, "step");
+    o->ctx = tp_ctx_new(dev);
+    if (!o->ctx) goto oom;
     return o;
 oom:
     tp_adamw_free(o);
@@ -105,53 +121,62 @@ tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
     /* the step tensor is authoritative after a checkpoint load */
     float st = ((float *)o->state[2 * o->n]->data)[0];
     if (st >= 0 && (int64_t)st != o->t) o->t = (int64_t)st;
+    tp_ctx *c = o->ctx;
+    tp_ctx_reset(c);
+    tp_ctx_clear_error(c);
     for (int i = 0; i < o->n; i++) {
-        const tp_tensor *g = o->params[i]->grad;
-        if (!g) continue;
-        const float *gd = g->data;
-        for (int64_t k = 0, m = tp_numel(g); k < m; k++)
-            if (!isfinite(gd[k]))
-                return tp_errf(err, TP_ERANGE,
-                               "adamw: grad of '%s' is not finite at element %lld (hint: lower "
-                               "the lr or enable gradient clipping)",
-                               o->params[i]->name, (long long)k);
+        if (!o->params[i]->grad) continue;
+        if (!isfinite(sumsq(c, o->params[i]->grad))) {
+            if (c->status)
+                return tp_errf(err, c->status, "adamw: '%s': %s", o->params[i]->name, c->err);
+            return tp_errf(err, TP_ERANGE,
+                           "adamw: grad of '%s' is not finite (hint: lower the lr or enable "
+                           "gradient clipping)",
+                           o->params[i]->name);
+        }
     }
     o->t++;
-    const tp_adamw_cfg *c = &o->cfg;
-    double bc1 = 1.0 - pow(c->beta1, (double)o->t), bc2 = 1.0 - pow(c->beta2, (double)o->t);
-    double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
-    float decay = 1.0f - lr * c->weight_decay;
+    const tp_adamw_cfg *cf = &o->cfg;
+    double bc1 = 1.0 - pow(cf->beta1, (double)o->t), bc2 = 1.0 - pow(cf->beta2, (double)o->t);
+    tp_adamw_hp hp = {
+        1.0f - lr * cf->weight_decay, cf->beta1, cf->beta2, cf->eps, lr / bc1, sqrt(bc2)};
     for (int i = 0; i < o->n; i++) {
         tp_tensor *p = o->params[i];
         if (!p->grad) continue;
-        float *w = p->data, *m = o->state[2 * i]->data, *v = o->state[2 * i + 1]->data;
-        const float *g = p->grad->data;
-        for (int64_t k = 0, nk = tp_numel(p); k < nk; k++) {
-            w[k] *= decay;
-            m[k] = c->beta1 * m[k] + (1.0f - c->beta1) * g[k];
-            v[k] = c->beta2 * v[k] + (1.0f - c->beta2) * g[k] * g[k];
-            double denom = sqrt((double)v[k]) / bc2_sqrt + c->eps;
-            w[k] -= (float)(step_size * m[k] / denom);
-        }
+        tp_node nd = {.op = TP_OP_ADAMW,
+                      .n_in = 4,
+                      .in = {p, p->grad, o->state[2 * i], o->state[2 * i + 1]},
+                      .aux = &hp};
+        if (tp_dispatch_fwd(c, &nd))
+            return tp_errf(err, c->status, "adamw: '%s': %s", p->name, c->err);
     }
     ((float *)o->state[2 * o->n]->data)[0] = (float)o->t;
     return TP_OK;
 }
 
+/* One scratch context per device and thread for clipping (created at first use, then reused:
+ * no allocation in a warmed-up step). */
+static _Thread_local tp_ctx *g_clip_ctx[2];
+
 double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm) {
     double ss = 0;
     for (int i = 0; i < n; i++) {
         if (!params[i] || !params[i]->grad) continue;
-        const float *g = params[i]->grad->data;
-        for (int64_t k = 0, m = tp_numel(params[i]->grad); k < m; k++) ss += (double)g[k] * g[k];
+        tp_device dev = params[i]->grad->device;
+        if (!g_clip_ctx[dev]) g_clip_ctx[dev] = tp_ctx_new(dev);
+        if (!g_clip_ctx[dev]) return NAN;
+        tp_ctx_reset(g_clip_ctx[dev]);
+        tp_ctx_clear_error(g_clip_ctx[dev]);
+        ss += sumsq(g_clip_ctx[dev], params[i]->grad);
     }
     double norm = sqrt(ss);
     if (!isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
     float coef = (float)(max_norm / (norm + 1e-6));
     for (int i = 0; i < n; i++) {
         if (!params[i] || !params[i]->grad) continue;
-        float *g = params[i]->grad->data;
-        for (int64_t k = 0, m = tp_numel(params[i]->grad); k < m; k++) g[k] *= coef;
+        tp_tensor *g = params[i]->grad;
+        tp_node nd = {.op = TP_OP_SCALE, .n_in = 1, .in = {g}, .out = g, .fp = {coef}};
+        if (tp_dispatch_fwd(g_clip_ctx[g->device], &nd)) return NAN; /* in place */
     }
     return norm;
 }

@@ -217,18 +217,23 @@ tp_tensor *tp_tensor_wrap(tp_dtype dt, tp_device dev, int ndim, const int64_t *s
     return persistent(dt, dev, ndim, shape, data, err, "tensor_wrap");
 }
 
-tp_tensor *tp_param_alloc(const char *name, int ndim, const int64_t *shape, tp_err *err) {
-    tp_tensor *t = persistent(TP_F32, TP_CPU, ndim, shape, NULL, err, "param_alloc");
+tp_tensor *tp_param_alloc_on(const char *name, tp_device dev, int ndim, const int64_t *shape,
+                             tp_err *err) {
+    tp_tensor *t = persistent(TP_F32, dev, ndim, shape, NULL, err, "param_alloc");
     if (!t) return NULL;
-    t->grad = persistent(TP_F32, TP_CPU, ndim, shape, NULL, err, "param_alloc");
+    t->grad = persistent(TP_F32, dev, ndim, shape, NULL, err, "param_alloc");
     if (!t->grad) {
         tp_tensor_free(t);
         return NULL;
     }
     t->flags |= TP_FLAG_PARAM | TP_FLAG_REQUIRES_GRAD;
     snprintf(t->name, sizeof t->name, "%s", name ? name : "");
-    snprintf(t->grad->name, sizeof t->grad->name, "%s.grad", t->name);
+    snprintf(t->grad->name, sizeof t->grad->name, "%.58s.grad", t->name);
     return t;
+}
+
+tp_tensor *tp_param_alloc(const char *name, int ndim, const int64_t *shape, tp_err *err) {
+    return tp_param_alloc_on(name, TP_CPU, ndim, shape, err);
 }
 
 tp_status tp_tensor_free(tp_tensor *t) {

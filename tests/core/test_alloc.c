@@ -1,5 +1,5 @@
-/* test_alloc.c — after warm-up, a full training step (forward, backward, AdamW) of a small
- * 2-layer Llama-style model (embedding, RMSNorm, RoPE, GQA causal attention with padding,
+/* test_alloc.c — after warm-up, a full training step (forward, backward, clipping, AdamW) of a
+ * small 2-layer Llama-style model (embedding, RMSNorm, RoPE, GQA causal attention with padding,
  * SwiGLU MLP, tied-free LM head, cross-entropy) makes zero heap allocations in the tensor core,
  * and the arena has coalesced into one chunk per arena. */
 #include <string.h>
@@ -98,6 +98,7 @@ static void test_zero_alloc_step(void) {
         TP_CHECKF(loss != NULL, "%s", tp_ctx_error(c));
         if (!loss) break;
         TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+        TP_CHECK(tp_clip_grad_norm(ps.p, ps.n, 1.0) > 0);
         TP_CHECK(tp_adamw_step(o, 1e-2f, &e) == TP_OK);
         if (step == 0) first = tp_item(loss, 0);
         last = tp_item(loss, 0);

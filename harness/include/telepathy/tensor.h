@@ -247,6 +247,10 @@ size_t tp_ctx_arena_bytes(const tp_ctx *c); /* arena capacity */
  * reads it before and after a warmed-up step). */
 uint64_t tp_heap_alloc_count(void);
 const tp_tensor_api *tp_tensor_api_table(void);
+/* tp_param_alloc on a given device (zero, with a zero grad there): the host's param_add uses it
+ * to keep a bridge's params where the run's activations live. */
+tp_tensor *tp_param_alloc_on(const char *name, tp_device dev, int ndim, const int64_t *shape,
+                             tp_err *err);
 
 size_t tp_dtype_size(tp_dtype dt);
 const char *tp_dtype_name(tp_dtype dt);
