@@ -68,6 +68,8 @@ int tp_cmd_version(int argc, char **argv, tp_cli_env *env) {
     cudaDriverGetVersion(&drv);
     printf("CUDA        runtime %d.%d, driver %d.%d\n", rt / 1000, (rt % 1000) / 10, drv / 1000,
            (drv % 1000) / 10);
+#elif defined(TP_HAVE_CUDA)
+    printf("CUDA        built with the CUDA backend (runtime headers not visible to the CLI)\n");
 #else
     printf("CUDA        not built (CPU-only binary)\n");
 #endif
