@@ -27,7 +27,8 @@ const char *tp_test_shared_dir(const char *what) {
     const char *d = getenv("TP_SHARED_DIR");
     struct stat st;
     if (d && stat(d, &st) == 0 && S_ISDIR(st.st_mode)) return d;
-    fprintf(stderr, "SKIP %s: ../shared not found (set TP_SHARED_DIR); real data/tokenizers absent\n",
+    fprintf(stderr,
+            "SKIP %s: ../shared not found (set TP_SHARED_DIR); real data/tokenizers absent\n",
             what);
     return NULL;
 }

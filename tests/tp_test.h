@@ -25,7 +25,9 @@ extern const char *tp_test_current;
             tp_test_failures++;                                                                    \
         }                                                                                          \
     } while (0)
-#define TP_CHECK_NEAR(a, b, tol) TP_CHECKF(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %g)", (double)(a), (double)(b), (double)(tol))
+#define TP_CHECK_NEAR(a, b, tol)                                                                   \
+    TP_CHECKF(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %g)", (double)(a),      \
+              (double)(b), (double)(tol))
 
 typedef void (*tp_test_fn)(void);
 typedef struct {
@@ -44,5 +46,6 @@ const char *tp_test_tmpdir(void);
         static const tp_test_case cases_[] = {__VA_ARGS__};                                        \
         return tp_test_main(argc, argv, cases_, (int)(sizeof cases_ / sizeof cases_[0]));          \
     }
-#define TP_CASE(fn) {#fn, fn}
+#define TP_CASE(fn)                                                                                \
+    { #fn, fn }
 #endif

@@ -40,10 +40,11 @@ void tp_err_clear(tp_err *err) {
 }
 
 const char *tp_status_name(tp_status s) {
-    static const char *names[] = {"ok",       "invalid argument", "out of memory", "i/o error",
-                                  "bad format", "shape mismatch",  "dtype mismatch", "out of range",
-                                  "plugin error", "database error", "script error", "unsupported",
-                                  "cuda error", "interrupted",     "bad state"};
+    static const char *names[] = {
+        "ok",           "invalid argument", "out of memory",  "i/o error",
+        "bad format",   "shape mismatch",   "dtype mismatch", "out of range",
+        "plugin error", "database error",   "script error",   "unsupported",
+        "cuda error",   "interrupted",      "bad state"};
     if ((unsigned)s < sizeof names / sizeof names[0]) return names[s];
     return "unknown status";
 }
