@@ -11,12 +11,12 @@ extern "C" {
 #endif
 
 typedef struct tp_bridge_dims {
-    int d_sender;          /* sender hidden width */
-    int d_receiver;        /* receiver embedding width */
-    int sender_vocab;      /* for heads over the sender vocabulary */
+    int d_sender;     /* sender hidden width */
+    int d_receiver;   /* receiver embedding width */
+    int sender_vocab; /* for heads over the sender vocabulary */
     int receiver_vocab;
-    float recv_embed_rms;  /* median row RMS of the receiver embedding matrix ("calibrated") */
-    uint64_t seed;         /* parameter init seed */
+    float recv_embed_rms; /* median row RMS of the receiver embedding matrix ("calibrated") */
+    uint64_t seed;        /* parameter init seed */
 } tp_bridge_dims;
 
 #define TP_BRIDGE_MAX_AUX 8

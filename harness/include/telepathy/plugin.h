@@ -31,10 +31,10 @@
 extern "C" {
 #endif
 
-#define TP_ABI_MAJOR 1 /* incompatible change: loader refuses a different major */
-#define TP_ABI_MINOR 0 /* appended members: a plugin built for minor m runs on host minor >= m */
-#define TP_ABI_VERSION ((TP_ABI_MAJOR << 16) | TP_ABI_MINOR)
-#define TP_PLUGIN_ENTRY "tp_plugin_init"
+#define TP_ABI_MAJOR     1 /* incompatible change: loader refuses a different major */
+#define TP_ABI_MINOR     0 /* appended members: a plugin built for minor m runs on host minor >= m */
+#define TP_ABI_VERSION   ((TP_ABI_MAJOR << 16) | TP_ABI_MINOR)
+#define TP_PLUGIN_ENTRY  "tp_plugin_init"
 #define TP_PLUGIN_EXPORT __attribute__((visibility("default")))
 
 typedef enum tp_plugin_kind {
@@ -74,7 +74,12 @@ typedef struct tp_params {
     tp_tensor *p[TP_MAX_PARAMS];
 } tp_params;
 
-typedef enum tp_log_level { TP_LOG_DEBUG = 0, TP_LOG_INFO = 1, TP_LOG_WARN = 2, TP_LOG_ERROR = 3 } tp_log_level;
+typedef enum tp_log_level {
+    TP_LOG_DEBUG = 0,
+    TP_LOG_INFO = 1,
+    TP_LOG_WARN = 2,
+    TP_LOG_ERROR = 3
+} tp_log_level;
 
 /* The host's function table. Append only. */
 typedef struct tp_host_api {
@@ -115,9 +120,11 @@ typedef tp_status (*tp_plugin_init_fn)(const tp_host_api *api, tp_plugin_desc *d
 /* In a plugin, tp_<op>(...) calls go through the host's table. */
 extern const tp_host_api *tp_plugin_api_;
 #define TP_PLUGIN_DEFINE_API const tp_host_api *tp_plugin_api_ = 0
-#define TP_PLUGIN_BIND(api) (tp_plugin_api_ = (api))
+#define TP_PLUGIN_BIND(api)  (tp_plugin_api_ = (api))
 #define TP_X_WRAP(ret, name, params, args)                                                         \
-    static inline ret tp_##name params { return tp_plugin_api_->t->name args; }
+    static inline ret tp_##name params {                                                           \
+        return tp_plugin_api_->t->name args;                                                       \
+    }
 TP_TENSOR_API(TP_X_WRAP)
 #undef TP_X_WRAP
 #endif

@@ -26,13 +26,13 @@ typedef struct tp_dataset {
 
 #define TP_MAX_LABELS 128
 typedef struct tp_task_info {
-    int n_labels;                       /* 0 for generation tasks */
-    const char *labels[TP_MAX_LABELS];  /* canonical label words, dataset order */
+    int n_labels;                        /* 0 for generation tasks */
+    const char *labels[TP_MAX_LABELS];   /* canonical label words, dataset order */
     const char *synonyms[TP_MAX_LABELS]; /* extra accepted words "a|b", or NULL */
-    const char *sender_template;        /* "Review: {text}\nSentiment (positive or negative):" */
-    const char *receiver_primer;        /* text before the soft tokens, e.g. "Sentiment:" */
-    const char *direct_template;        /* receiver/sender-direct prompt with the label list */
-    const char *default_scoring;        /* "first_token" | "generate" | "loglik" */
+    const char *sender_template;         /* "Review: {text}\nSentiment (positive or negative):" */
+    const char *receiver_primer;         /* text before the soft tokens, e.g. "Sentiment:" */
+    const char *direct_template;         /* receiver/sender-direct prompt with the label list */
+    const char *default_scoring;         /* "first_token" | "generate" | "loglik" */
     int is_generation;
     int max_new_tokens; /* for generate scoring */
 } tp_task_info;

@@ -57,7 +57,9 @@ struct tp_tensor {
 
 /* Shape helper: tp_new(ctx, TP_F32, TP_DIMS(B, T, D)) */
 #define TP_DIMS(...)                                                                               \
-    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) { __VA_ARGS__ }
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) {                 \
+        __VA_ARGS__                                                                                \
+    }
 
 typedef struct tp_ctx tp_ctx;
 
@@ -98,12 +100,12 @@ typedef struct tp_rng {
 /* The tensor API as one list. X(ret, name, (params), (args)) defines tp_<name>; the host fills
  * tp_tensor_api from the same list, so the two can never drift. Append only (ABI). */
 #define TP_TENSOR_API(X)                                                                           \
-    /* ---- contexts ---- */                                                                      \
+    /* ---- contexts ---- */                                                                       \
     X(tp_status, ctx_status, (const tp_ctx *c), (c))                                               \
     X(const char *, ctx_error, (const tp_ctx *c), (c))                                             \
     X(int, grad_enabled, (const tp_ctx *c), (c))                                                   \
     X(int, set_grad_enabled, (tp_ctx * c, int on), (c, on)) /* returns previous */                 \
-    /* ---- creation: step-scoped (arena) ---- */                                                 \
+    /* ---- creation: step-scoped (arena) ---- */                                                  \
     X(tp_tensor *, new, (tp_ctx * c, tp_dtype dt, int ndim, const int64_t *shape),                 \
       (c, dt, ndim, shape))                                                                        \
     X(tp_tensor *, zeros, (tp_ctx * c, tp_dtype dt, int ndim, const int64_t *shape),               \
@@ -116,7 +118,7 @@ typedef struct tp_rng {
       (c, ndim, shape, src))                                                                       \
     X(tp_tensor *, randn, (tp_ctx * c, int ndim, const int64_t *shape, float std, tp_rng *rng),    \
       (c, ndim, shape, std, rng))                                                                  \
-    /* ---- persistent tensors (params, weights): heap, freed with tensor_free ---- */           \
+    /* ---- persistent tensors (params, weights): heap, freed with tensor_free ---- */             \
     X(tp_tensor *, tensor_alloc,                                                                   \
       (tp_dtype dt, tp_device dev, int ndim, const int64_t *shape, tp_err *err),                   \
       (dt, dev, ndim, shape, err))                                                                 \
@@ -125,8 +127,7 @@ typedef struct tp_rng {
     X(tp_status, tensor_free, (tp_tensor * t), (t))                                                \
     X(tp_status, fill_normal, (tp_tensor * t, float mean, float std, tp_rng *rng),                 \
       (t, mean, std, rng))                                                                         \
-    X(tp_status, fill_uniform, (tp_tensor * t, float lo, float hi, tp_rng *rng),                   \
-      (t, lo, hi, rng))                                                                            \
+    X(tp_status, fill_uniform, (tp_tensor * t, float lo, float hi, tp_rng *rng), (t, lo, hi, rng)) \
     X(tp_status, fill_value, (tp_tensor * t, double v), (t, v))                                    \
     X(tp_status, copy_into, (tp_tensor * dst, const tp_tensor *src, tp_err *err),                  \
       (dst, src, err)) /* any dtype/layout/device; no tape */                                      \
@@ -134,7 +135,7 @@ typedef struct tp_rng {
     X(int64_t, numel, (const tp_tensor *t), (t))                                                   \
     X(int, is_contiguous, (const tp_tensor *t), (t))                                               \
     X(double, item, (const tp_tensor *t, int64_t flat_index), (t, flat_index)) /* as double */     \
-    /* ---- views (share storage; recorded on the tape so grads flow to the base) ---- */        \
+    /* ---- views (share storage; recorded on the tape so grads flow to the base) ---- */          \
     X(tp_tensor *, reshape, (tp_ctx * c, tp_tensor * a, int ndim, const int64_t *shape),           \
       (c, a, ndim, shape)) /* copies only if a is not contiguous; one dim may be -1 */             \
     X(tp_tensor *, transpose, (tp_ctx * c, tp_tensor * a, int d0, int d1), (c, a, d0, d1))         \
@@ -143,7 +144,7 @@ typedef struct tp_rng {
     X(tp_tensor *, contiguous, (tp_ctx * c, tp_tensor * a), (c, a))                                \
     X(tp_tensor *, cast, (tp_ctx * c, tp_tensor * a, tp_dtype dt), (c, a, dt))                     \
     X(tp_tensor *, concat, (tp_ctx * c, tp_tensor *const *ts, int n, int dim), (c, ts, n, dim))    \
-    /* ---- elementwise, NumPy broadcasting of b onto a's shape ---- */                          \
+    /* ---- elementwise, NumPy broadcasting of b onto a's shape ---- */                            \
     X(tp_tensor *, add, (tp_ctx * c, tp_tensor * a, tp_tensor * b), (c, a, b))                     \
     X(tp_tensor *, sub, (tp_ctx * c, tp_tensor * a, tp_tensor * b), (c, a, b))                     \
     X(tp_tensor *, mul, (tp_ctx * c, tp_tensor * a, tp_tensor * b), (c, a, b))                     \
@@ -154,27 +155,27 @@ typedef struct tp_rng {
     X(tp_tensor *, tanh, (tp_ctx * c, tp_tensor * a), (c, a))                                      \
     X(tp_tensor *, swiglu, (tp_ctx * c, tp_tensor * gate, tp_tensor * up), (c, gate, up))          \
     X(tp_tensor *, dropout, (tp_ctx * c, tp_tensor * a, float p, tp_rng *rng), (c, a, p, rng))     \
-    /* ---- linear algebra ---- */                                                               \
-    /* a [..,M,K] (or [..,K,M] if ta), b [..,K,N] (or [..,N,K] if tb); b may be 2-D (shared) */   \
+    /* ---- linear algebra ---- */                                                                 \
+    /* a [..,M,K] (or [..,K,M] if ta), b [..,K,N] (or [..,N,K] if tb); b may be 2-D (shared) */    \
     X(tp_tensor *, matmul, (tp_ctx * c, tp_tensor * a, tp_tensor * b, int ta, int tb),             \
       (c, a, b, ta, tb))                                                                           \
-    /* x [..,K] @ w[N,K]^T + bias[N] (HF nn.Linear layout); bias may be NULL */                   \
+    /* x [..,K] @ w[N,K]^T + bias[N] (HF nn.Linear layout); bias may be NULL */                    \
     X(tp_tensor *, linear, (tp_ctx * c, tp_tensor * x, tp_tensor * w, tp_tensor * bias),           \
       (c, x, w, bias))                                                                             \
     X(tp_tensor *, embedding, (tp_ctx * c, tp_tensor * weight, tp_tensor * ids),                   \
-      (c, weight, ids)) /* weight [V,D], ids i32 [..] -> [..,D]; id out of range = error */       \
-    /* ---- normalisation ---- */                                                                \
+      (c, weight, ids)) /* weight [V,D], ids i32 [..] -> [..,D]; id out of range = error */        \
+    /* ---- normalisation ---- */                                                                  \
     X(tp_tensor *, rmsnorm, (tp_ctx * c, tp_tensor * x, tp_tensor * w, float eps),                 \
       (c, x, w, eps)) /* over last dim; w [D] or NULL */                                           \
-    X(tp_tensor *, layernorm, (tp_ctx * c, tp_tensor * x, tp_tensor * w, tp_tensor * b, float eps),\
-      (c, x, w, b, eps))                                                                           \
+    X(tp_tensor *, layernorm,                                                                      \
+      (tp_ctx * c, tp_tensor * x, tp_tensor * w, tp_tensor * b, float eps), (c, x, w, b, eps))     \
     X(tp_tensor *, l2_normalize, (tp_ctx * c, tp_tensor * x, float eps), (c, x, eps))              \
-    /* ---- transformer pieces ---- */                                                           \
+    /* ---- transformer pieces ---- */                                                             \
     X(tp_status, rope_init,                                                                        \
       (tp_rope_cfg * cfg, int head_dim, double theta, int scaling, double factor, double lo,       \
        double hi, int orig_max_pos),                                                               \
       (cfg, head_dim, theta, scaling, factor, lo, hi, orig_max_pos))                               \
-    /* x [B,H,T,Dh], pos i32 [B,T] (per-row positions, so left padding works) */                  \
+    /* x [B,H,T,Dh], pos i32 [B,T] (per-row positions, so left padding works) */                   \
     X(tp_tensor *, rope, (tp_ctx * c, tp_tensor * x, tp_tensor * pos, const tp_rope_cfg *cfg),     \
       (c, x, pos, cfg))                                                                            \
     /* q [B,H,T,Dh], k,v [B,Hkv,S,Dh] (H % Hkv == 0) -> [B,H,T,Dh] */                              \
@@ -182,39 +183,40 @@ typedef struct tp_rng {
       (tp_ctx * c, tp_tensor * q, tp_tensor * k, tp_tensor * v, tp_tensor * key_mask,              \
        const tp_attn_cfg *cfg),                                                                    \
       (c, q, k, v, key_mask, cfg))                                                                 \
-    X(tp_tensor *, softmax, (tp_ctx * c, tp_tensor * x), (c, x))         /* last dim */            \
-    X(tp_tensor *, log_softmax, (tp_ctx * c, tp_tensor * x), (c, x))     /* last dim */            \
-    /* ---- reductions ---- */                                                                   \
+    X(tp_tensor *, softmax, (tp_ctx * c, tp_tensor * x), (c, x))     /* last dim */                \
+    X(tp_tensor *, log_softmax, (tp_ctx * c, tp_tensor * x), (c, x)) /* last dim */                \
+    /* ---- reductions ---- */                                                                     \
     X(tp_tensor *, sum, (tp_ctx * c, tp_tensor * x, int dim, int keepdim), (c, x, dim, keepdim))   \
     X(tp_tensor *, mean, (tp_ctx * c, tp_tensor * x, int dim, int keepdim), (c, x, dim, keepdim))  \
-    X(tp_tensor *, sum_all, (tp_ctx * c, tp_tensor * x), (c, x))   /* -> shape [1] */              \
+    X(tp_tensor *, sum_all, (tp_ctx * c, tp_tensor * x), (c, x))  /* -> shape [1] */               \
     X(tp_tensor *, mean_all, (tp_ctx * c, tp_tensor * x), (c, x)) /* -> shape [1] */               \
-    /* x [B,T,D], mask [B,T] f32 (1 keep) or NULL -> [B,D] */                                     \
+    /* x [B,T,D], mask [B,T] f32 (1 keep) or NULL -> [B,D] */                                      \
     X(tp_tensor *, pool, (tp_ctx * c, tp_tensor * x, tp_tensor * mask, tp_pool_kind k),            \
       (c, x, mask, k))                                                                             \
     X(tp_tensor *, cosine_matrix, (tp_ctx * c, tp_tensor * a, tp_tensor * b, float eps),           \
       (c, a, b, eps)) /* a [N,D], b [P,D] -> [N,P] */                                              \
-    /* ---- losses (-> shape [1]) ---- */                                                        \
-    /* logits [N,V], targets i32 [N]; mean over targets != ignore_index (0 targets -> 0) */       \
+    /* ---- losses (-> shape [1]) ---- */                                                          \
+    /* logits [N,V], targets i32 [N]; mean over targets != ignore_index (0 targets -> 0) */        \
     X(tp_tensor *, cross_entropy,                                                                  \
       (tp_ctx * c, tp_tensor * logits, tp_tensor * targets, int ignore_index, float smoothing),    \
       (c, logits, targets, ignore_index, smoothing))                                               \
     X(tp_tensor *, mse, (tp_ctx * c, tp_tensor * a, tp_tensor * b), (c, a, b))                     \
-    /* ---- quantisation: z [N,D], codebook [K,D] -> q [N,D] = codebook[argmin]; grad to z      \
-     * passes straight through; codes (i32 [N], optional) receives the indices ---- */            \
+    /* ---- quantisation: z [N,D], codebook [K,D] -> q [N,D] = codebook[argmin]; grad to z         \
+     * passes straight through; codes (i32 [N], optional) receives the indices ---- */             \
     X(tp_tensor *, vq_nearest,                                                                     \
       (tp_ctx * c, tp_tensor * z, tp_tensor * codebook, tp_vq_dist dist, tp_tensor * *codes),      \
       (c, z, codebook, dist, codes))                                                               \
     X(tp_tensor *, detach, (tp_ctx * c, tp_tensor * a), (c, a)) /* stop-gradient view */           \
-    /* ---- autograd ---- */                                                                     \
-    /* Runs the tape backwards from out. grad_out NULL means ones (scalar loss). */               \
-    X(tp_status, backward, (tp_ctx * c, tp_tensor * out, tp_tensor * grad_out), (c, out, grad_out))\
-    /* Marks a step-scoped tensor as requiring grad (e.g. inputs_embeds for input gradients). */ \
+    /* ---- autograd ---- */                                                                       \
+    /* Runs the tape backwards from out. grad_out NULL means ones (scalar loss). */                \
+    X(tp_status, backward, (tp_ctx * c, tp_tensor * out, tp_tensor * grad_out),                    \
+      (c, out, grad_out))                                                                          \
+    /* Marks a step-scoped tensor as requiring grad (e.g. inputs_embeds for input gradients). */   \
     X(tp_status, requires_grad, (tp_ctx * c, tp_tensor * t), (c, t))                               \
-    X(tp_status, param_zero_grad, (tp_tensor * p), (p))                                          \
-    /* ---- appended (core): elementwise ops for losses like BCE, entropy bonuses, ratios ---- */ \
+    X(tp_status, param_zero_grad, (tp_tensor * p), (p))                                            \
+    /* ---- appended (core): elementwise ops for losses like BCE, entropy bonuses, ratios ---- */  \
     X(tp_tensor *, exp, (tp_ctx * c, tp_tensor * a), (c, a))                                       \
-    X(tp_tensor *, ln, (tp_ctx * c, tp_tensor * a), (c, a)) /* natural log; x <= 0: -inf/NaN */   \
+    X(tp_tensor *, ln, (tp_ctx * c, tp_tensor * a), (c, a)) /* natural log; x <= 0: -inf/NaN */    \
     X(tp_tensor *, sigmoid, (tp_ctx * c, tp_tensor * a), (c, a))                                   \
     X(tp_tensor *, relu, (tp_ctx * c, tp_tensor * a), (c, a))                                      \
     X(tp_tensor *, div, (tp_ctx * c, tp_tensor * a, tp_tensor * b), (c, a, b)) /* b onto a */
