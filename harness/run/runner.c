@@ -677,9 +677,9 @@ tp_status tp_runner_run(tp_runner *r, const json_t *spec, tp_run_result *res, tp
     }
     if (r->store && run_id > 0) {
         tp_err e2 = {0};
-        tp_status fs =
-            tp_store_run_finish(r->store, run_id, st == TP_OK ? TP_RUN_DONE : TP_RUN_FAILED,
-                                st == TP_OK ? NULL : err->msg, NULL, &e2);
+        tp_status fs = tp_store_run_finish(
+            r->store, run_id, st == TP_OK ? TP_RUN_DONE : TP_RUN_FAILED,
+            st == TP_OK ? NULL : err->msg, st == TP_OK ? NULL : r->traceback, &e2);
         if (st == TP_OK && fs != TP_OK) {
             *err = e2;
             st = fs;
