@@ -1,5 +1,6 @@
 /* backend.c — op name tables generated from ops.def, the backend registry (CPU built in, CUDA
  * registered by kernels/), and the dispatcher that picks a backend per node. */
+#include <pthread.h>
 #include <stdio.h>
 
 #include "core/ctx.h"

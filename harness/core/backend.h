@@ -20,8 +20,10 @@
  *    or fails the op with TP_EUNSUP naming op and backend.
  * 6. Memory hooks (alloc/free/memset0/copy) are required for a non-CPU backend: the arena and
  *    persistent tensors on that device are made with them.
- * Register the table once at start-up: tp_backend_register_cuda(&tbl) (the table must outlive
- * every context). Check yourself against the CPU reference with tests/core/test_ops.c.
+ * Registration: kernels/ defines tp_cuda_backend_register, which calls
+ * tp_backend_register_cuda(&tbl) (the table must outlive every context); in CUDA builds core
+ * calls it once, lazily, at the first tp_backend_get(TP_CUDA). Check yourself against the CPU
+ * reference with tests/core/test_ops.c.
  *
  * Layout: elementwise ops (ADD..SWIGLU, DROPOUT, EXP..DIV), COPY and ACCUM take arbitrary strides
  * (b of a binary op is broadcast by zero strides: use tp_bcast_strides). MATMUL inputs have unit
@@ -98,8 +100,8 @@ typedef struct tp_backend_fns {
 /* Installs the CUDA table (kernels/ calls this at start-up). NULL unregisters. */
 void tp_backend_register_cuda(const tp_backend_fns *tbl);
 /* Defined by kernels/ in CUDA builds (TP_HAVE_CUDA): checks the device and calls
- * tp_backend_register_cuda. Hosts (the CLI, test_ops) call it once at start-up; failure (no GPU)
- * leaves the CPU backend working. */
+ * tp_backend_register_cuda. Core calls it at the first tp_backend_get(TP_CUDA) (hosts may call it
+ * earlier to report errors themselves); failure (no GPU) leaves the CPU backend working. */
 tp_status tp_cuda_backend_register(tp_err *err);
 /* The table for dev, or NULL (CUDA not registered). */
 const tp_backend_fns *tp_backend_get(tp_device dev);

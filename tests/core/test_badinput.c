@@ -3,6 +3,7 @@
  * propagation through a chain of ops, and clearing the error. */
 #include <string.h>
 
+#include "core/backend.h"
 #include "telepathy/tensor.h"
 #include "tp_test.h"
 
@@ -90,16 +91,21 @@ static void test_null_propagation(void) {
     TP_CHECK(tp_rope_init(&cfg, 7, 1e4, 0, 0, 0, 0, 0) == TP_EINVAL); /* odd head_dim */
     tp_err e = {0};
     TP_CHECK(tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(-1), &e) == NULL && e.code == TP_ESHAPE);
-    TP_CHECK(tp_tensor_alloc(TP_F32, TP_CUDA, TP_DIMS(2), &e) == NULL && e.code == TP_EUNSUP);
     tp_ctx_free(c);
 }
 
 /* A cuda context without a registered CUDA backend fails ops clearly instead of crashing. */
 static void test_no_cuda_backend(void) {
+    if (tp_backend_get(TP_CUDA)) {
+        fprintf(stderr, "SKIP test_no_cuda_backend: a CUDA backend is registered here\n");
+        return;
+    }
     tp_ctx *c = tp_ctx_new(TP_CUDA);
     TP_CHECK(tp_zeros(c, TP_F32, TP_DIMS(2)) == NULL);
     TP_CHECK(tp_ctx_status(c) == TP_EUNSUP && HAS("no CUDA backend"));
     tp_ctx_free(c);
+    tp_err e = {0};
+    TP_CHECK(tp_tensor_alloc(TP_F32, TP_CUDA, TP_DIMS(2), &e) == NULL && e.code == TP_EUNSUP);
 }
 
 TP_TEST_RUN(TP_CASE(test_shape_mismatch), TP_CASE(test_dtype_mismatch),
