@@ -158,11 +158,10 @@ void tp_kv_cache_free(tp_kv_cache *kc) {
     free(kc);
 }
 
-/* [B,T,H*Dh] -> [B,H,T,Dh] (contiguous, as rope and attention read it). */
+/* [B,T,H*Dh] -> [B,H,T,Dh] as a view; rope makes it contiguous as it reads it. */
 static tp_tensor *split_heads(tp_ctx *ctx, tp_tensor *x, int64_t B, int64_t T, int64_t H,
                               int64_t Dh) {
-    tp_tensor *r = tp_reshape(ctx, x, TP_DIMS(B, T, H, Dh));
-    return tp_contiguous(ctx, tp_transpose(ctx, r, 1, 2));
+    return tp_transpose(ctx, tp_reshape(ctx, x, TP_DIMS(B, T, H, Dh)), 1, 2);
 }
 
 /* Appends this step's keys/values to the cache; returns the cached [B,Hkv,S,Dh]. */
@@ -174,7 +173,7 @@ static tp_tensor *cache_append(tp_ctx *ctx, tp_tensor *store, tp_tensor *x, int 
         tp_ctx_fail(ctx, err ? err->code : TP_EINVAL, "kv cache write: %s", err ? err->msg : "");
         return NULL;
     }
-    return tp_contiguous(ctx, tp_slice(ctx, store, 2, 0, start + T));
+    return tp_slice(ctx, store, 2, 0, start + T); /* attention copies views it cannot read */
 }
 
 static tp_tensor *layer_forward(tp_model *m, tp_ctx *ctx, int l, tp_tensor *x, tp_tensor *pos,
@@ -375,7 +374,6 @@ tp_status tp_model_forward(tp_model *m, tp_ctx *ctx, const tp_fwd_in *in, tp_fwd
             if (s != TP_OK) return tp_err_prefix(err, "%s: kv cache mask", nm);
         }
         key_mask = tp_slice(ctx, kc->mask, 1, 0, kc->len + T);
-        if (key_mask) key_mask = tp_contiguous(ctx, key_mask);
     }
     if (!x || !pos || (in->mask && !key_mask) || (kc && !key_mask)) return ctx_err(ctx, err, nm);
 

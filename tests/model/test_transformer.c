@@ -465,6 +465,18 @@ static void test_load_directory(void) {
         TP_CHECK(tp_model_load(&lm, dir, NULL, &err) == TP_ESHAPE);
         TP_CHECKF(strstr(err.msg, "model.embed_tokens.weight") && strstr(err.msg, "[51,32]"), "%s",
                   err.msg);
+        /* a tokenizer with more ids than the embedding has rows */
+        config_json(cfg, sizeof cfg, &m->cfg, names[arch][0], names[arch][1], V);
+        TP_CHECK(write_text(path, cfg) == 0);
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        TP_CHECKF(tp_tokenizer_write_tiny(path, "bytelevel", 300, 1, &err) == TP_OK, "%s", err.msg);
+        TP_CHECK(tp_model_load(&lm, dir, NULL, &err) == TP_ESHAPE && lm == NULL);
+        TP_CHECKF(strstr(err.msg, "tokenizer has 300 ids") && strstr(err.msg, "50 rows"), "%s",
+                  err.msg);
+        tp_model_load_opts o = tp_model_load_defaults();
+        o.skip_tokenizer = 1;
+        TP_CHECKF(tp_model_load(&lm, dir, &o, &err) == TP_OK, "%s", err.msg);
+        tp_model_free(lm);
         tp_model_free(m);
     }
     tp_model *lm = NULL;

@@ -140,9 +140,11 @@ def build(cls_cfg, cls_model, common, rope):
 
 
 def randomise(model, seed, std, store_dtype):
+    """Deterministic weights, exact in the stored dtype; frozen (only inputs get gradients)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
+            p.requires_grad_(False)
             if "norm" in name:
                 v = 1.0 + 0.1 * torch.randn(p.shape, generator=g)
             elif name.endswith("bias"):
