@@ -123,13 +123,23 @@ def build(cls_cfg, cls_model, common, rope):
     last = None
     for form in forms:
         try:
-            cfg = cls_cfg(**common, **form)
-            cfg._attn_implementation = "eager"
+            cfg = cls_cfg(**common, **form, attn_implementation="eager")
             model = cls_model(cfg).eval()
         except Exception as e:  # a form this transformers version refuses
             last = e
+            log(f"  config form {list(form)} refused: {e!r}")
             continue
-        inv = model.model.rotary_emb.inv_freq.double().tolist()
+        log(f"  attention implementation: {getattr(model.config, '_attn_implementation', '?')}")
+        rot = [m for m in model.modules() if isinstance(getattr(m, "inv_freq", None),
+                                                         torch.Tensor)]
+        if not rot:
+            raise SystemExit("no module with an inv_freq buffer: cannot verify RoPE; "
+                             "update make_golden.py for this transformers version")
+        inv = rot[0].inv_freq.double().tolist()
+        if len(inv) != len(want):
+            log(f"  config form {list(form)}: {len(inv)} frequencies, expected {len(want)}")
+            last = RuntimeError("inv_freq length")
+            continue
         err = max(abs(a - b) / abs(b) for a, b in zip(inv, want))
         if err < 1e-5:
             log(f"  config form {list(form)} ok (inv_freq rel err {err:.2e})")
