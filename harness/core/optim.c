@@ -15,6 +15,7 @@ struct tp_adamw {
     int n;
     tp_tensor **params;
     tp_tensor **state; /* 2n moments (on the params' device) + step (CPU) */
+    float *wd;         /* per-param weight decay */
     int64_t t;
     tp_ctx *ctx; /* dispatch and scratch for the update ops, on the params' device */
 };
@@ -37,6 +38,7 @@ void tp_adamw_free(tp_adamw *o) {
         for (int i = 0; i < 2 * o->n + 1; i++) tp_tensor_free(o->state[i]);
     tp_core_free(o->state);
     tp_core_free(o->params);
+    tp_core_free(o->wd);
     tp_ctx_free(o->ctx);
     tp_core_free(o);
 }
@@ -60,7 +62,9 @@ tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg,
     o->n = n;
     o->params = tp_core_calloc((size_t)(n ? n : 1), sizeof *o->params);
     o->state = tp_core_calloc((size_t)(2 * n + 1), sizeof *o->state);
-    if (!o->params || !o->state) goto oom;
+    o->wd = tp_core_calloc((size_t)(n ? n : 1), sizeof *o->wd);
+    if (!o->params || !o->state || !o->wd) goto oom;
+    for (int i = 0; i < n; i++) o->wd[i] = c.weight_decay;
     tp_device dev = n > 0 && params[0] ? params[0]->device : TP_CPU;
     for (int i = 0; i < n; i++) {
         tp_tensor *p = params[i];
@@ -106,6 +110,16 @@ int tp_adamw_state(tp_adamw *o, tp_tensor ***tensors) {
     return 2 * o->n + 1;
 }
 
+tp_status tp_adamw_set_weight_decay(tp_adamw *o, int i, float weight_decay, tp_err *err) {
+    if (!o || i < 0 || i >= o->n)
+        return tp_errf(err, TP_ERANGE, "adamw: param index %d outside 0..%d", i, o ? o->n - 1 : -1);
+    if (!(weight_decay >= 0))
+        return tp_errf(err, TP_EINVAL, "adamw: weight_decay %g for '%s' must be >= 0", weight_decay,
+                       o->params[i]->name);
+    o->wd[i] = weight_decay;
+    return TP_OK;
+}
+
 int64_t tp_adamw_steps(const tp_adamw *o) {
     return o ? o->t : 0;
 }
@@ -138,11 +152,10 @@ tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
     o->t++;
     const tp_adamw_cfg *cf = &o->cfg;
     double bc1 = 1.0 - pow(cf->beta1, (double)o->t), bc2 = 1.0 - pow(cf->beta2, (double)o->t);
-    tp_adamw_hp hp = {
-        1.0f - lr * cf->weight_decay, cf->beta1, cf->beta2, cf->eps, lr / bc1, sqrt(bc2)};
     for (int i = 0; i < o->n; i++) {
         tp_tensor *p = o->params[i];
         if (!p->grad) continue;
+        tp_adamw_hp hp = {1.0f - lr * o->wd[i], cf->beta1, cf->beta2, cf->eps, lr / bc1, sqrt(bc2)};
         tp_node nd = {.op = TP_OP_ADAMW,
                       .n_in = 4,
                       .in = {p, p->grad, o->state[2 * i], o->state[2 * i + 1]},

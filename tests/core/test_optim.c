@@ -60,6 +60,26 @@ static void test_adamw_vs_reference(void) {
     tp_tensor_free(p);
 }
 
+/* A param with weight decay 0 (its own group) moves by exactly lr on step 1; others decay. */
+static void test_per_param_decay(void) {
+    tp_tensor *p = param2(1.0f, 1.0f), *q = param2(1.0f, 1.0f);
+    tp_tensor *ps[2] = {p, q};
+    tp_err e = {0};
+    tp_adamw_cfg cfg = tp_adamw_defaults();
+    cfg.weight_decay = 0.5f;
+    tp_adamw *o = tp_adamw_new(ps, 2, &cfg, &e);
+    TP_CHECK(tp_adamw_set_weight_decay(o, 1, 0.0f, &e) == TP_OK);
+    TP_CHECK(tp_adamw_set_weight_decay(o, 2, 0.0f, &e) == TP_ERANGE);
+    set_grad(p, 1, 1);
+    set_grad(q, 1, 1);
+    tp_adamw_step(o, 0.1f, &e);
+    TP_CHECK_NEAR(tp_item(p, 0), 1.0 * (1 - 0.05) - 0.1, 1e-6);
+    TP_CHECK_NEAR(tp_item(q, 0), 0.9, 1e-6);
+    tp_adamw_free(o);
+    tp_tensor_free(p);
+    tp_tensor_free(q);
+}
+
 static void test_adamw_rejects_nan(void) {
     tp_tensor *p = param2(1.0f, 1.0f);
     tp_err e = {0};
@@ -154,6 +174,6 @@ static void test_ema(void) {
     tp_tensor_free(e);
 }
 
-TP_TEST_RUN(TP_CASE(test_ema), TP_CASE(test_adamw_first_step), TP_CASE(test_adamw_vs_reference),
-            TP_CASE(test_adamw_rejects_nan), TP_CASE(test_clip), TP_CASE(test_schedule),
-            TP_CASE(test_state_round_trip))
+TP_TEST_RUN(TP_CASE(test_ema), TP_CASE(test_per_param_decay), TP_CASE(test_adamw_first_step),
+            TP_CASE(test_adamw_vs_reference), TP_CASE(test_adamw_rejects_nan), TP_CASE(test_clip),
+            TP_CASE(test_schedule), TP_CASE(test_state_round_trip))

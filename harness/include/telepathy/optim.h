@@ -16,7 +16,7 @@ extern "C" {
 typedef struct tp_adamw_cfg {
     float beta1, beta2; /* 0.9, 0.999 */
     float eps;          /* 1e-8 */
-    float weight_decay; /* 0.01 (PyTorch default); applied to every param */
+    float weight_decay; /* 0.01 (PyTorch default); per param: tp_adamw_set_weight_decay */
 } tp_adamw_cfg;
 
 /* PyTorch defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01. */
@@ -33,6 +33,9 @@ void tp_adamw_free(tp_adamw *o);
  * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). A non-finite grad is an error (no
  * param is changed) so a diverged run stops with a message instead of writing NaN. */
 tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err);
+/* Per-param weight decay (PyTorch param groups, e.g. 0 for biases, norms and alpha); i indexes
+ * the params given to tp_adamw_new. */
+tp_status tp_adamw_set_weight_decay(tp_adamw *o, int i, float weight_decay, tp_err *err);
 /* Completed steps (t). */
 int64_t tp_adamw_steps(const tp_adamw *o);
 /* Zeroes every param's grad. */
