@@ -112,7 +112,15 @@ static int looks_like_json(const char *path) {
 }
 
 tp_status tp_tokenizer_load(tp_tokenizer **out, const char *path, tp_err *err) {
+    return tp_tokenizer_load_opts(out, path, NULL, err);
+}
+
+tp_status tp_tokenizer_load_opts(tp_tokenizer **out, const char *path,
+                                 const tp_tokenizer_opts *opts, tp_err *err) {
     *out = NULL;
+    tp_spm_mode mode = opts ? opts->spm_mode : TP_SPM_SENTENCEPIECE;
+    if (mode != TP_SPM_SENTENCEPIECE && mode != TP_SPM_TRANSFORMERS5)
+        return tp_errf(err, TP_EINVAL, "tokenizer: unknown spm_mode %d", (int)mode);
     if (!path || !*path) return tp_errf(err, TP_EINVAL, "tokenizer: empty path");
     char file[1024];
     if (is_dir(path)) {
@@ -139,8 +147,8 @@ tp_status tp_tokenizer_load(tp_tokenizer **out, const char *path, tp_err *err) {
     t->bos_id = t->eos_id = t->pad_id = t->unk_id = -1;
     t->tmpl_bos = t->tmpl_eos = -1;
     for (int b = 0; b < 256; b++) t->byte_ids[b] = t->char_ids[b] = -1;
-    tp_status st =
-        looks_like_json(file) ? tp_tok_load_json(t, file, err) : tp_tok_load_spm(t, file, err);
+    tp_status st = looks_like_json(file) ? tp_tok_load_json(t, file, err)
+                                         : tp_tok_load_spm(t, file, mode, err);
     if (st == TP_OK && t->kind == TP_TOK_KIND_BYTELEVEL) {
         for (int b = 0; b < 256 && st == TP_OK; b++)
             if (t->char_ids[b] < 0 && !t->ignore_merges && t->unk_id < 0)

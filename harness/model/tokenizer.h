@@ -18,6 +18,24 @@ typedef struct tp_tokenizer tp_tokenizer;
 tp_status tp_tokenizer_load(tp_tokenizer **out, const char *path, tp_err *err);
 void tp_tokenizer_free(tp_tokenizer *t);
 
+/* How a SentencePiece tokenizer.model is turned into a BPE tokenizer (tokenizer.json files say
+ * everything themselves and ignore this):
+ *   TP_SPM_SENTENCEPIECE   (default) merges ranked by piece score, as the sentencepiece library
+ *                          and Mistral's own tooling encode; the input gets one ▁ prefix and so
+ *                          does each text segment after a control token ([INST], <s>, ...),
+ *                          which is matched in text as HF's fast tokenizers do (legacy form).
+ *   TP_SPM_TRANSFORMERS5   what transformers 5.x builds from a bare tokenizer.model: merges in
+ *                          piece-id order with scores ignored (so the −1e9-scored "▁▁" pieces
+ *                          merge first), Metaspace prepend_scheme "first" (no ▁ after control
+ *                          tokens). Differs from sentencepiece on runs of spaces. */
+typedef enum tp_spm_mode { TP_SPM_SENTENCEPIECE = 0, TP_SPM_TRANSFORMERS5 = 1 } tp_spm_mode;
+typedef struct tp_tokenizer_opts {
+    tp_spm_mode spm_mode;
+} tp_tokenizer_opts;
+/* tp_tokenizer_load with options (NULL = defaults). */
+tp_status tp_tokenizer_load_opts(tp_tokenizer **out, const char *path,
+                                 const tp_tokenizer_opts *opts, tp_err *err);
+
 /* text is UTF-8 (invalid bytes are an error); *ids is malloc'ed, the caller free()s it.
  * add_bos: 1 prepends BOS the way the model's HF tokenizer does (post-processor template). */
 tp_status tp_tokenizer_encode(const tp_tokenizer *t, const char *text, int add_bos, int32_t **ids,

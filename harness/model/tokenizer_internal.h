@@ -61,7 +61,7 @@ enum {
     TP_NORM_PREPEND = 1, /* arg: the prefix, added when the segment is non-empty */
     TP_NORM_REPLACE,     /* arg -> arg2 (literal string pattern) */
     TP_NORM_SPM_WS,      /* sentencepiece remove_extra_whitespaces */
-    TP_NORM_NFC_ASCII,   /* NFC: identity on text that is already NFC-stable (checked) */
+    TP_NORM_NFC,         /* Unicode NFC (unicode_nfc.c) */
 };
 typedef struct tp_tok_norm {
     int type;
@@ -166,7 +166,7 @@ void tp_tok_cache_free(tp_tok_cache *c);
 
 /* Loaders: fill a zeroed tokenizer (tokenizer.c frees it on failure). */
 tp_status tp_tok_load_json(tp_tokenizer *t, const char *path, tp_err *err);
-tp_status tp_tok_load_spm(tp_tokenizer *t, const char *path, tp_err *err);
+tp_status tp_tok_load_spm(tp_tokenizer *t, const char *path, tp_spm_mode mode, tp_err *err);
 
 /* GPT-2 byte <-> unicode table (bytes_to_unicode): printable Latin-1 bytes map to themselves,
  * the other 68 to U+0100.. in byte order. */

@@ -255,8 +255,7 @@ static tp_status load_normalizer(tp_tokenizer *t, json_t *n, const char *where, 
                          (int)json_string_length(c)};
         return add_norm(t, d, err);
     }
-    if (strcmp(ty, "NFC") == 0)
-        return add_norm(t, (tp_tok_norm){TP_NORM_NFC_ASCII, 0, 0, 0, 0}, err);
+    if (strcmp(ty, "NFC") == 0) return add_norm(t, (tp_tok_norm){TP_NORM_NFC, 0, 0, 0, 0}, err);
     return tp_errf(err, TP_EUNSUP,
                    "%s: field '%s.type' is \"%s\": supported normalizers are Sequence, Prepend, "
                    "Replace (String pattern) and NFC",

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "model/tokenizer_internal.h"
+#include "model/unicode_nfc.h"
 
 #define WS_SET                                                                                     \
     "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}" \
@@ -118,20 +119,12 @@ static tp_status norm_one(const tp_tokenizer *t, const tp_tok_norm *nm, const ch
         oom |= buf_put(o, "", 0);
         break;
     }
-    case TP_NORM_NFC_ASCII: {
-        /* Text below U+0300 has no decomposition or composition under NFC, so it is its own
-         * NFC form. Beyond that we would need Unicode tables we do not carry: refuse clearly. */
-        for (size_t i = 0; i < n;) {
-            uint32_t cp;
-            int l = tp_tok_utf8_next((const unsigned char *)s, n, i, &cp);
-            if (cp >= 0x300)
-                return tp_errf(err, TP_EUNSUP,
-                               "%s: the NFC normalizer is only implemented for text below U+0300 "
-                               "(got U+%04X at byte %zu)",
-                               t->path, cp, i);
-            i += (size_t)(l ? l : 1);
-        }
-        oom |= buf_put(o, s, n);
+    case TP_NORM_NFC: {
+        char *d;
+        size_t dn;
+        TP_TRY(tp_unicode_nfc(s, n, &d, &dn, err));
+        oom |= buf_put(o, d, dn);
+        free(d);
         break;
     }
     default:

@@ -1,12 +1,15 @@
 /* tokenizer_spm_model.c — builds a tokenizer straight from a SentencePiece BPE tokenizer.model,
- * the way Hugging Face transformers' LlamaConverter turns it into a fast tokenizer (the one
- * Mistral v0.3 ships as tokenizer.json): vocab = all pieces; merges = every split of a piece
- * into two pieces, ranked by the piece's score (higher first; ids 0..2 scored 0), ties by the
- * split's lengths (longer first) then by ids — equivalent to sentencepiece's "merge the pair
- * with the highest score" on real text; byte_fallback to <0xXX>; fuse_unk; control and unknown
- * pieces matched in text as special added tokens, user-defined ones as plain added tokens;
- * legacy normalizer (Prepend ▁ per segment when add_dummy_prefix, spaces -> ▁); decoder
- * ▁ -> space, byte fallback, fuse, strip one leading space; BOS from trainer_spec.bos_id. */
+ * the way Hugging Face's converters turn one into a fast tokenizer. vocab = all pieces; merges =
+ * every split of a piece into two pieces. TP_SPM_SENTENCEPIECE ranks them by the piece's score
+ * (higher first; ids 0..2 scored 0), ties by the split's lengths (longer first) then by ids, as
+ * transformers 4's LlamaConverter did: the same as sentencepiece's "merge the pair with the
+ * highest score" on real text; legacy normalizer (Prepend ▁ per segment when add_dummy_prefix,
+ * spaces -> ▁). TP_SPM_TRANSFORMERS5 keeps piece-id order with splits left to right and uses
+ * Metaspace(prepend_scheme first), as transformers 5.17 does (checked merge for merge against
+ * the tokenizer.json it wrote for Mistral v0.3). Both: byte_fallback to <0xXX>; fuse_unk;
+ * control and unknown pieces matched in text as special added tokens, user-defined ones as
+ * plain added tokens; decoder ▁ -> space, byte fallback, fuse, strip one leading space; BOS from
+ * trainer_spec.bos_id. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +44,8 @@ static int utf8_chars(const char *s, size_t n) {
     return c;
 }
 
-static tp_status build_merges(tp_tokenizer *t, const tp_spm_model *m, tp_err *err) {
+static tp_status build_merges(tp_tokenizer *t, const tp_spm_model *m, tp_spm_mode mode,
+                              tp_err *err) {
     size_t cap = 1024, n = 0;
     mrg *v = malloc(cap * sizeof *v);
     if (!v) return tp_errf(err, TP_ENOMEM, "tokenizer: out of memory");
@@ -66,10 +70,11 @@ static tp_status build_merges(tp_tokenizer *t, const tp_spm_model *m, tp_err *er
             }
             v[n++] = (mrg){l, r, id, score, utf8_chars(p, k), utf8_chars(p + k, len - k), 0};
         }
-        qsort(v + start, n - start, sizeof *v, local_cmp);
+        /* transformers 5: pieces in id order, each piece's splits left to right, no sort */
+        if (mode == TP_SPM_SENTENCEPIECE) qsort(v + start, n - start, sizeof *v, local_cmp);
     }
     for (size_t i = 0; i < n; i++) v[i].order = (int32_t)i;
-    qsort(v, n, sizeof *v, mrg_cmp);
+    if (mode == TP_SPM_SENTENCEPIECE) qsort(v, n, sizeof *v, mrg_cmp);
     tp_status st = tp_tok_pairmap_init(&t->merges, (uint32_t)n, err);
     if (st == TP_OK) {
         /* the vocab maps a string to its last id, so a merge result is that id (as in HF) */
@@ -112,7 +117,7 @@ static tp_status add_dec(tp_tokenizer *t, int type, const char *a, const char *b
     return TP_OK;
 }
 
-static tp_status from_model(tp_tokenizer *t, const tp_spm_model *m, tp_err *err) {
+static tp_status from_model(tp_tokenizer *t, const tp_spm_model *m, tp_spm_mode mode, tp_err *err) {
     const char *path = t->path;
     if (m->model_type != 2)
         return tp_errf(err, TP_EUNSUP,
@@ -147,7 +152,7 @@ static tp_status from_model(tp_tokenizer *t, const tp_spm_model *m, tp_err *err)
     if (st == TP_OK) st = tp_tok_build_vocab(t, keys, lens, ids, m->n_pieces, err);
     free(keys), free(lens), free(ids);
     TP_TRY(st);
-    TP_TRY(build_merges(t, m, err));
+    TP_TRY(build_merges(t, m, mode, err));
     t->byte_fallback = m->byte_fallback;
     t->fuse_unk = 1;
     t->unk_id = m->unk_id >= 0 && m->unk_id < m->n_pieces ? m->unk_id : -1;
@@ -174,9 +179,22 @@ static tp_status from_model(tp_tokenizer *t, const tp_spm_model *m, tp_err *err)
     TP_TRY(tp_tok_index_added(t, err));
 
     if (m->remove_extra_ws) TP_TRY(add_norm(t, TP_NORM_SPM_WS, NULL, NULL, err));
-    if (m->add_dummy_prefix) TP_TRY(add_norm(t, TP_NORM_PREPEND, "\xe2\x96\x81", NULL, err));
-    if (m->escape_ws) TP_TRY(add_norm(t, TP_NORM_REPLACE, " ", "\xe2\x96\x81", err));
-    t->pre = TP_PRE_NONE;
+    if (mode == TP_SPM_TRANSFORMERS5) { /* Metaspace(▁, prepend_scheme first, split false) */
+        if (!m->escape_ws)
+            return tp_errf(err, TP_EUNSUP,
+                           "%s: normalizer_spec.escape_whitespaces = false is not supported in "
+                           "transformers5 mode",
+                           path);
+        t->pre = TP_PRE_METASPACE;
+        memcpy(t->ms_repl, "\xe2\x96\x81", 4);
+        t->ms_repl_len = 3;
+        t->ms_prepend = m->add_dummy_prefix ? TP_PREPEND_FIRST : TP_PREPEND_NEVER;
+        t->ms_split = 0;
+    } else { /* legacy: Prepend ▁ (per segment) + Replace " " -> ▁ */
+        if (m->add_dummy_prefix) TP_TRY(add_norm(t, TP_NORM_PREPEND, "\xe2\x96\x81", NULL, err));
+        if (m->escape_ws) TP_TRY(add_norm(t, TP_NORM_REPLACE, " ", "\xe2\x96\x81", err));
+        t->pre = TP_PRE_NONE;
+    }
     TP_TRY(add_dec(t, TP_DEC_REPLACE, "\xe2\x96\x81", " ", 0, err));
     TP_TRY(add_dec(t, TP_DEC_BYTEFALLBACK, NULL, NULL, 0, err));
     TP_TRY(add_dec(t, TP_DEC_FUSE, NULL, NULL, 0, err));
@@ -192,14 +210,14 @@ static tp_status from_model(tp_tokenizer *t, const tp_spm_model *m, tp_err *err)
     return TP_OK;
 }
 
-tp_status tp_tok_load_spm(tp_tokenizer *t, const char *path, tp_err *err) {
+tp_status tp_tok_load_spm(tp_tokenizer *t, const char *path, tp_spm_mode mode, tp_err *err) {
     char *data;
     size_t len;
     TP_TRY(tp_read_file(path, &data, &len, err));
     tp_spm_model m;
     tp_status st = tp_spm_parse((const uint8_t *)data, len, path, &m, err);
     if (st == TP_OK) {
-        st = from_model(t, &m, err);
+        st = from_model(t, &m, mode, err);
         tp_spm_model_free(&m);
     }
     free(data);

@@ -116,7 +116,28 @@ static void test_mistral_known_ids(void) {
     EXPECT(t, "\xc7\x85", "\xc7\x85", 1, 29473, 970, 904);
     /* HF fast (legacy): control tokens split out, the text after them gets its own ▁ */
     EXPECT(t, "[INST] hi [/INST]", " hi ", 1, 3, 29473, 12782, 29473, 4);
+    /* sentencepiece leaves "▁▁" (score -1e9) for last */
+    EXPECT(t, "Team  MILWAUKEE", "Team  MILWAUKEE", 1, 7635, 29473, 1119, 3002, 13013, 29547, 5225,
+           29517);
     tp_tokenizer_free(t);
+
+    /* transformers 5.17's conversion: piece-order merges ("▁▁" first), Metaspace "first" */
+    const char *sh = tp_test_shared_dir("mistral");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/models/tokenizers/mistral-7b-instruct-v0.3/tokenizer.model", sh);
+    tp_tokenizer_opts o = {TP_SPM_TRANSFORMERS5};
+    tp_err err;
+    t = NULL;
+    TP_CHECKF(tp_tokenizer_load_opts(&t, p, &o, &err) == TP_OK, "%s", err.msg);
+    if (!t) return;
+    EXPECT(t, "Hello world", "Hello world", 1, 23325, 2294);
+    EXPECT(t, "Team  MILWAUKEE", "Team  MILWAUKEE", 1, 7635, 1027, 29523, 3002, 13013, 29547, 5225,
+           29517);
+    EXPECT(t, "[INST] hi [/INST]", "hi ", 1, 3, 12782, 29473, 4);
+    EXPECT(t, " x", "x", 1, 2086); /* HF's decoder strips the space it did not add */
+    tp_tokenizer_free(t);
+    o.spm_mode = (tp_spm_mode)7;
+    TP_CHECK(tp_tokenizer_load_opts(&t, p, &o, &err) == TP_EINVAL);
 }
 
 static tp_status write_json(json_t *j, const char *path, tp_err *err) {

