@@ -1,0 +1,641 @@
+/* cuda_elem.cu — CUDA kernels for the layout and elementwise families (COPY with dtype
+ * conversion, ACCUM, CONCAT, add/sub/mul with broadcasting, scale, add_scalar, silu, gelu, tanh,
+ * swiglu, dropout with the CPU's Philox stream, so masks match bit for bit), plus dtype
+ * conversion for other kernels, Philox fills and the AdamW step of tp_cuda.h. Inputs are read
+ * through 4-dim strides; outputs and grads are contiguous (flat index k). */
+#include <math.h>
+
+#include "cuda_common.h"
+#include "tp_cuda.h"
+
+/* ---- strided copy with conversion (ints copied exactly) ---- */
+__global__ void k_copy(tp_cu_t4 d, tp_cu_t4 s, int64_t n) {
+    GRID_LOOP(k, n) {
+        int64_t od = off4(k, d.sh, d.st), os = off4(k, s.sh, s.st);
+        if (d.dt == TP_I32 && s.dt == TP_I32)
+            ((int32_t *)d.p)[od] = ((const int32_t *)s.p)[os];
+        else
+            stf((void *)d.p, d.dt, od, ldf(s.p, s.dt, os));
+    }
+}
+
+/* dst += src (both f32, any strides; dst's shape drives) */
+__global__ void k_accum(tp_cu_t4 d, tp_cu_t4 s, int64_t n) {
+    GRID_LOOP(k, n) {
+        int64_t od = off4(k, d.sh, d.st), os = off4(k, s.sh, s.st);
+        ((float *)d.p)[od] += ldf(s.p, s.dt, os);
+    }
+}
+
+static tp_status copy_view(tp_ctx *ctx, const tp_tensor *dst, const tp_tensor *src) {
+    int64_t n = tp_numel(dst);
+    if (n == 0) return TP_OK;
+    if (dst->dtype == src->dtype && tp_is_contiguous(dst) && tp_is_contiguous(src)) {
+        CUDA_CHECK(ctx, cudaMemcpyAsync(dst->data, src->data, (size_t)n * tp_dtype_size(dst->dtype),
+                                        cudaMemcpyDeviceToDevice, tp_cu_stream));
+        return TP_OK;
+    }
+    tp_cu_t4 d = tp_cu_view(dst), s = tp_cu_view(src);
+    k_copy<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(d, s, n);
+    CUDA_LAUNCH_CHECK(ctx, "copy");
+    return TP_OK;
+}
+
+static tp_status accum_view(tp_ctx *ctx, const tp_tensor *dst, const tp_tensor *src) {
+    int64_t n = tp_numel(dst);
+    if (n == 0) return TP_OK;
+    tp_cu_t4 d = tp_cu_view(dst), s = tp_cu_view(src);
+    k_accum<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(d, s, n);
+    CUDA_LAUNCH_CHECK(ctx, "accum");
+    return TP_OK;
+}
+
+tp_tensor *tp_cu_as_dtype(tp_ctx *ctx, tp_tensor *src, tp_dtype dt) {
+    if (!src || src->dtype == dt) return src;
+    tp_tensor *o = tp_ctx_scratch(ctx, dt, src->ndim, src->shape);
+    if (!o) return NULL;
+    if (copy_view(ctx, o, src) != TP_OK) return NULL;
+    return o;
+}
+
+tp_status tp_cu_copy_fwd(tp_ctx *ctx, tp_node *n) {
+    return copy_view(ctx, n->out, n->in[0]);
+}
+
+tp_status tp_cu_copy_bwd(tp_ctx *ctx, tp_node *n) {
+    tp_tensor *ga = tp_node_grad(ctx, n, 0);
+    if (!ga) return ctx->status;
+    return accum_view(ctx, ga, n->out->grad);
+}
+
+tp_status tp_cu_accum_fwd(tp_ctx *ctx, tp_node *n) {
+    return accum_view(ctx, n->in[0], n->in[1]);
+}
+
+static tp_tensor slab(const tp_tensor *full, int d, int64_t start, int64_t len) {
+    tp_tensor v = *full;
+    v.data = (char *)full->data + start * full->stride[d] * (int64_t)tp_dtype_size(full->dtype);
+    v.shape[d] = len;
+    return v;
+}
+
+tp_status tp_cu_concat_fwd(tp_ctx *ctx, tp_node *n) {
+    int d = (int)n->ip[0];
+    int64_t at = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        tp_tensor v = slab(n->out, d, at, n->in[i]->shape[d]);
+        TP_TRY(copy_view(ctx, &v, n->in[i]));
+        at += n->in[i]->shape[d];
+    }
+    return TP_OK;
+}
+
+tp_status tp_cu_concat_bwd(tp_ctx *ctx, tp_node *n) {
+    int d = (int)n->ip[0];
+    int64_t at = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        tp_tensor *ga = tp_node_grad(ctx, n, i);
+        if (ctx->status) return ctx->status;
+        if (ga) {
+            tp_tensor v = slab(n->out->grad, d, at, n->in[i]->shape[d]);
+            TP_TRY(accum_view(ctx, ga, &v));
+        }
+        at += n->in[i]->shape[d];
+    }
+    return TP_OK;
+}
+
+/* ---- binary with broadcasting of b ---- */
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
+
+__global__ void k_binary(int op, tp_cu_t4 a, tp_cu_t4 b, void *o, int odt, int64_t n) {
+    GRID_LOOP(k, n) {
+        float x = ldf(a.p, a.dt, off4(k, a.sh, a.st)), y = ldf(b.p, b.dt, off4(k, a.sh, b.st));
+        stf(o, odt, k, op == OP_ADD ? x + y : op == OP_SUB ? x - y : op == OP_MUL ? x * y : x / y);
+    }
+}
+
+/* da[k] += g * (d out/d a); db[bcast(k)] += g * (d out/d b) (atomic when b is broadcast) */
+__global__ void k_binary_bwd(int op, tp_cu_t4 a, tp_cu_t4 b, const float *g, float *da, float *db,
+                             tp_cu_t4 gb, int db_atomic, int64_t n) {
+    GRID_LOOP(k, n) {
+        float gk = g[k];
+        float bv = (op == OP_MUL || op == OP_DIV) ? ldf(b.p, b.dt, off4(k, a.sh, b.st)) : 0.0f;
+        if (da) da[k] += op == OP_MUL ? gk * bv : op == OP_DIV ? gk / bv : gk;
+        if (db) {
+            float av = (op == OP_MUL || op == OP_DIV) ? ldf(a.p, a.dt, off4(k, a.sh, a.st)) : 0.0f;
+            float d = op == OP_MUL   ? gk * av
+                      : op == OP_DIV ? -gk * av / (bv * bv)
+                      : op == OP_SUB ? -gk
+                                     : gk;
+            int64_t o = off4(k, a.sh, gb.st);
+            if (db_atomic)
+                atomicAdd(db + o, d);
+            else
+                db[o] += d;
+        }
+    }
+}
+
+static int op_code(tp_op op) {
+    return op == TP_OP_ADD ? OP_ADD : op == TP_OP_SUB ? OP_SUB : op == TP_OP_MUL ? OP_MUL : OP_DIV;
+}
+
+static tp_status binary_fwd(tp_ctx *ctx, tp_node *n) {
+    int64_t m = tp_numel(n->out);
+    if (!m) return TP_OK;
+    tp_cu_t4 a = tp_cu_view(n->in[0]), b = tp_cu_view(n->in[1]);
+    tp_bcast_strides(n->in[0], n->in[1], b.st);
+    k_binary<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        op_code(n->op), a, b, n->out->data, (int)n->out->dtype, m);
+    CUDA_LAUNCH_CHECK(ctx, tp_op_names[n->op]);
+    return TP_OK;
+}
+
+static tp_status binary_bwd(tp_ctx *ctx, tp_node *n) {
+    tp_tensor *ga = tp_node_grad(ctx, n, 0), *gb = tp_node_grad(ctx, n, 1);
+    if (ctx->status) return ctx->status;
+    int64_t m = tp_numel(n->out);
+    if ((!ga && !gb) || !m) return TP_OK;
+    tp_cu_t4 a = tp_cu_view(n->in[0]), b = tp_cu_view(n->in[1]), g4;
+    tp_bcast_strides(n->in[0], n->in[1], b.st);
+    memset(&g4, 0, sizeof g4);
+    int atomic = 0;
+    if (gb) {
+        tp_bcast_strides(n->in[0], gb, g4.st);
+        atomic = tp_numel(gb) != m;
+    }
+    k_binary_bwd<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        op_code(n->op), a, b, (const float *)n->out->grad->data, ga ? (float *)ga->data : NULL,
+        gb ? (float *)gb->data : NULL, g4, atomic, m);
+    CUDA_LAUNCH_CHECK(ctx, tp_op_names[n->op]);
+    return TP_OK;
+}
+
+tp_status tp_cu_add_fwd(tp_ctx *ctx, tp_node *n) {
+    return binary_fwd(ctx, n);
+}
+tp_status tp_cu_add_bwd(tp_ctx *ctx, tp_node *n) {
+    return binary_bwd(ctx, n);
+}
+tp_status tp_cu_sub_fwd(tp_ctx *ctx, tp_node *n) {
+    return binary_fwd(ctx, n);
+}
+tp_status tp_cu_sub_bwd(tp_ctx *ctx, tp_node *n) {
+    return binary_bwd(ctx, n);
+}
+tp_status tp_cu_mul_fwd(tp_ctx *ctx, tp_node *n) {
+    return binary_fwd(ctx, n);
+}
+tp_status tp_cu_mul_bwd(tp_ctx *ctx, tp_node *n) {
+    return binary_bwd(ctx, n);
+}
+tp_status tp_cu_div_fwd(tp_ctx *ctx, tp_node *n) {
+    return binary_fwd(ctx, n);
+}
+tp_status tp_cu_div_bwd(tp_ctx *ctx, tp_node *n) {
+    return binary_bwd(ctx, n);
+}
+
+/* ---- unary: value and derivative in one place (as cpu_elem.c) ---- */
+enum { U_SCALE, U_ADDS, U_SILU, U_TANH, U_GELU_ERF, U_GELU_TANH, U_EXP, U_LN, U_SIGM, U_RELU };
+#define SQRT_2_OVER_PI 0.7978845608028654f
+
+__device__ __forceinline__ float sigm(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
+
+__device__ float act(int u, float s, float x) {
+    switch (u) {
+    case U_SCALE:
+        return x * s;
+    case U_ADDS:
+        return x + s;
+    case U_SILU:
+        return x * sigm(x);
+    case U_TANH:
+        return tanhf(x);
+    case U_GELU_ERF:
+        return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case U_EXP:
+        return expf(x);
+    case U_LN:
+        return logf(x);
+    case U_SIGM:
+        return sigm(x);
+    case U_RELU:
+        return x > 0.0f ? x : 0.0f;
+    default:
+        return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
+    }
+}
+
+__device__ float dact(int u, float s, float x) {
+    switch (u) {
+    case U_SCALE:
+        return s;
+    case U_ADDS:
+        return 1.0f;
+    case U_SILU: {
+        float g = sigm(x);
+        return g * (1.0f + x * (1.0f - g));
+    }
+    case U_TANH: {
+        float t = tanhf(x);
+        return 1.0f - t * t;
+    }
+    case U_GELU_ERF:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+               x * expf(-0.5f * x * x) * 0.3989422804014327f;
+    case U_EXP:
+        return expf(x);
+    case U_LN:
+        return 1.0f / x;
+    case U_SIGM: {
+        float g = sigm(x);
+        return g * (1.0f - g);
+    }
+    case U_RELU:
+        return x > 0.0f ? 1.0f : 0.0f;
+    default: {
+        float v = SQRT_2_OVER_PI * (x + 0.044715f * x * x * x);
+        float t = tanhf(v);
+        return 0.5f * (1.0f + t) +
+               0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * 0.044715f * x * x);
+    }
+    }
+}
+
+__global__ void k_unary(int u, float s, tp_cu_t4 a, void *o, int odt, int64_t n) {
+    GRID_LOOP(k, n) stf(o, odt, k, act(u, s, ldf(a.p, a.dt, off4(k, a.sh, a.st))));
+}
+__global__ void k_unary_bwd(int u, float s, tp_cu_t4 a, const float *g, float *d, int64_t n) {
+    GRID_LOOP(k, n) d[k] += g[k] * dact(u, s, ldf(a.p, a.dt, off4(k, a.sh, a.st)));
+}
+
+static int ucode(const tp_node *n) {
+    switch (n->op) {
+    case TP_OP_SCALE:
+        return U_SCALE;
+    case TP_OP_ADD_SCALAR:
+        return U_ADDS;
+    case TP_OP_SILU:
+        return U_SILU;
+    case TP_OP_TANH:
+        return U_TANH;
+    case TP_OP_EXP:
+        return U_EXP;
+    case TP_OP_LN:
+        return U_LN;
+    case TP_OP_SIGMOID:
+        return U_SIGM;
+    case TP_OP_RELU:
+        return U_RELU;
+    default:
+        return n->ip[0] == TP_GELU_ERF ? U_GELU_ERF : U_GELU_TANH;
+    }
+}
+
+static tp_status unary_fwd(tp_ctx *ctx, tp_node *n) {
+    int64_t m = tp_numel(n->out);
+    if (!m) return TP_OK;
+    k_unary<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        ucode(n), n->fp[0], tp_cu_view(n->in[0]), n->out->data, (int)n->out->dtype, m);
+    CUDA_LAUNCH_CHECK(ctx, tp_op_names[n->op]);
+    return TP_OK;
+}
+
+static tp_status unary_bwd(tp_ctx *ctx, tp_node *n) {
+    tp_tensor *ga = tp_node_grad(ctx, n, 0);
+    if (!ga) return ctx->status;
+    int64_t m = tp_numel(ga);
+    if (!m) return TP_OK;
+    k_unary_bwd<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        ucode(n), n->fp[0], tp_cu_view(n->in[0]), (const float *)n->out->grad->data,
+        (float *)ga->data, m);
+    CUDA_LAUNCH_CHECK(ctx, tp_op_names[n->op]);
+    return TP_OK;
+}
+
+tp_status tp_cu_scale_fwd(tp_ctx *ctx, tp_node *n) {
+    return unary_fwd(ctx, n);
+}
+tp_status tp_cu_scale_bwd(tp_ctx *ctx, tp_node *n) {
+    return unary_bwd(ctx, n);
+}
+tp_status tp_cu_add_scalar_fwd(tp_ctx *ctx, tp_node *n) {
+    return unary_fwd(ctx, n);
+}
+tp_status tp_cu_add_scalar_bwd(tp_ctx *ctx, tp_node *n) {
+    return unary_bwd(ctx, n);
+}
+tp_status tp_cu_silu_fwd(tp_ctx *ctx, tp_node *n) {
+    return unary_fwd(ctx, n);
+}
+tp_status tp_cu_silu_bwd(tp_ctx *ctx, tp_node *n) {
+    return unary_bwd(ctx, n);
+}
+tp_status tp_cu_gelu_fwd(tp_ctx *ctx, tp_node *n) {
+    return unary_fwd(ctx, n);
+}
+tp_status tp_cu_gelu_bwd(tp_ctx *ctx, tp_node *n) {
+    return unary_bwd(ctx, n);
+}
+tp_status tp_cu_tanh_fwd(tp_ctx *ctx, tp_node *n) {
+    return unary_fwd(ctx, n);
+}
+tp_status tp_cu_tanh_bwd(tp_ctx *ctx, tp_node *n) {
+    return unary_bwd(ctx, n);
+}
+#define UNARY_PAIR(name)                                                                           \
+    tp_status tp_cu_##name##_fwd(tp_ctx *ctx, tp_node *n) {                                        \
+        return unary_fwd(ctx, n);                                                                  \
+    }                                                                                              \
+    tp_status tp_cu_##name##_bwd(tp_ctx *ctx, tp_node *n) {                                        \
+        return unary_bwd(ctx, n);                                                                  \
+    }
+UNARY_PAIR(exp)
+UNARY_PAIR(ln)
+UNARY_PAIR(sigmoid)
+UNARY_PAIR(relu)
+
+/* ---- swiglu: silu(gate) * up; contiguous bf16 pairs take a vectorised path ---- */
+__global__ void k_swiglu(tp_cu_t4 g, tp_cu_t4 u, void *o, int odt, int64_t n) {
+    GRID_LOOP(k, n) {
+        float x = ldf(g.p, g.dt, off4(k, g.sh, g.st));
+        stf(o, odt, k, x * sigm(x) * ldf(u.p, u.dt, off4(k, u.sh, u.st)));
+    }
+}
+
+__global__ void k_swiglu_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u, __nv_bfloat162 *o,
+                                int64_t n2) {
+    GRID_LOOP(k, n2) {
+        float2 x = __bfloat1622float2(g[k]), y = __bfloat1622float2(u[k]);
+        o[k] = __floats2bfloat162_rn(x.x * sigm(x.x) * y.x, x.y * sigm(x.y) * y.y);
+    }
+}
+
+__global__ void k_swiglu_bwd(tp_cu_t4 g, tp_cu_t4 u, const float *dy, float *dg, float *du,
+                             int64_t n) {
+    GRID_LOOP(k, n) {
+        float x = ldf(g.p, g.dt, off4(k, g.sh, g.st)), s = sigm(x);
+        if (dg) dg[k] += dy[k] * ldf(u.p, u.dt, off4(k, u.sh, u.st)) * s * (1.0f + x * (1.0f - s));
+        if (du) du[k] += dy[k] * x * s;
+    }
+}
+
+tp_status tp_cu_swiglu_fwd(tp_ctx *ctx, tp_node *n) {
+    int64_t m = tp_numel(n->out);
+    if (!m) return TP_OK;
+    const tp_tensor *g = n->in[0], *u = n->in[1];
+    if (g->dtype == TP_BF16 && u->dtype == TP_BF16 && n->out->dtype == TP_BF16 && m % 2 == 0 &&
+        tp_is_contiguous(g) && tp_is_contiguous(u) && ((uintptr_t)g->data % 4 == 0) &&
+        ((uintptr_t)u->data % 4 == 0)) {
+        k_swiglu_bf16x2<<<tp_cu_blocks(m / 2), TP_CU_THREADS, 0, tp_cu_stream>>>(
+            (const __nv_bfloat162 *)g->data, (const __nv_bfloat162 *)u->data,
+            (__nv_bfloat162 *)n->out->data, m / 2);
+    } else {
+        k_swiglu<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+            tp_cu_view(g), tp_cu_view(u), n->out->data, (int)n->out->dtype, m);
+    }
+    CUDA_LAUNCH_CHECK(ctx, "swiglu");
+    return TP_OK;
+}
+
+tp_status tp_cu_swiglu_bwd(tp_ctx *ctx, tp_node *n) {
+    tp_tensor *gg = tp_node_grad(ctx, n, 0), *gu = tp_node_grad(ctx, n, 1);
+    if (ctx->status) return ctx->status;
+    int64_t m = tp_numel(n->out);
+    if ((!gg && !gu) || !m) return TP_OK;
+    k_swiglu_bwd<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        tp_cu_view(n->in[0]), tp_cu_view(n->in[1]), (const float *)n->out->grad->data,
+        gg ? (float *)gg->data : NULL, gu ? (float *)gu->data : NULL, m);
+    CUDA_LAUNCH_CHECK(ctx, "swiglu backward");
+    return TP_OK;
+}
+
+/* ---- Philox4x32-10, the same function as core/rng.c ---- */
+__device__ void philox(uint32_t c[4], uint32_t k0, uint32_t k1) {
+    for (int r = 0; r < 10; r++) {
+        uint32_t hi0 = __umulhi(0xD2511F53u, c[0]), lo0 = 0xD2511F53u * c[0];
+        uint32_t hi1 = __umulhi(0xCD9E8D57u, c[2]), lo1 = 0xCD9E8D57u * c[2];
+        uint32_t n0 = hi1 ^ c[1] ^ k0, n2 = hi0 ^ c[3] ^ k1;
+        c[0] = n0;
+        c[1] = lo1;
+        c[2] = n2;
+        c[3] = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+}
+
+__device__ uint32_t rng_at(uint64_t seed, uint64_t stream, uint64_t index) {
+    uint64_t blk = index >> 2;
+    uint32_t c[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), (uint32_t)stream,
+                     (uint32_t)(stream >> 32)};
+    philox(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+    return c[index & 3];
+}
+
+__device__ float keep_scale(uint64_t seed, uint64_t stream, uint64_t off, float p, int64_t k) {
+    float u = (float)(rng_at(seed, stream, off + (uint64_t)k) >> 8) * (1.0f / 16777216.0f);
+    return u >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+__global__ void k_dropout(tp_cu_t4 a, void *o, int odt, uint64_t seed, uint64_t stream,
+                          uint64_t off, float p, int64_t n) {
+    GRID_LOOP(k, n)
+    stf(o, odt, k, ldf(a.p, a.dt, off4(k, a.sh, a.st)) * keep_scale(seed, stream, off, p, k));
+}
+__global__ void k_dropout_bwd(const float *g, float *d, uint64_t seed, uint64_t stream,
+                              uint64_t off, float p, int64_t n) {
+    GRID_LOOP(k, n) d[k] += g[k] * keep_scale(seed, stream, off, p, k);
+}
+
+tp_status tp_cu_dropout_fwd(tp_ctx *ctx, tp_node *n) {
+    int64_t m = tp_numel(n->out);
+    if (!m) return TP_OK;
+    k_dropout<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        tp_cu_view(n->in[0]), n->out->data, (int)n->out->dtype, (uint64_t)n->ip[0],
+        (uint64_t)n->ip[1], (uint64_t)n->ip[2], n->fp[0], m);
+    CUDA_LAUNCH_CHECK(ctx, "dropout");
+    return TP_OK;
+}
+
+tp_status tp_cu_dropout_bwd(tp_ctx *ctx, tp_node *n) {
+    tp_tensor *ga = tp_node_grad(ctx, n, 0);
+    if (!ga) return ctx->status;
+    int64_t m = tp_numel(ga);
+    if (!m) return TP_OK;
+    k_dropout_bwd<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        (const float *)n->out->grad->data, (float *)ga->data, (uint64_t)n->ip[0],
+        (uint64_t)n->ip[1], (uint64_t)n->ip[2], n->fp[0], m);
+    CUDA_LAUNCH_CHECK(ctx, "dropout backward");
+    return TP_OK;
+}
+
+/* ---- optimiser ops (core/optim.c): AdamW in place, sum of squares ---- */
+__global__ void k_adamw_op(float *w, const float *g, float *m, float *v, int64_t n, float decay,
+                           float b1, float b2, float eps, double step_size, double bc2_sqrt) {
+    GRID_LOOP(k, n) {
+        float gk = g[k];
+        float wk = w[k] * decay;
+        float mk = b1 * m[k] + (1.0f - b1) * gk;
+        float vk = b2 * v[k] + (1.0f - b2) * gk * gk;
+        m[k] = mk;
+        v[k] = vk;
+        double denom = sqrt((double)vk) / bc2_sqrt + eps;
+        w[k] = wk - (float)(step_size * mk / denom);
+    }
+}
+
+tp_status tp_cu_adamw_fwd(tp_ctx *ctx, tp_node *n) {
+    const tp_adamw_hp *h = (const tp_adamw_hp *)n->aux;
+    int64_t m = tp_numel(n->in[0]);
+    for (int i = 0; i < 4; i++)
+        if (n->in[i]->dtype != TP_F32 || !tp_is_contiguous(n->in[i]))
+            return tp_ctx_fail(ctx, TP_EDTYPE,
+                               "op 'adamw' on cuda: input %d must be contiguous f32", i);
+    if (!m) return TP_OK;
+    k_adamw_op<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
+        (float *)n->in[0]->data, (const float *)n->in[1]->data, (float *)n->in[2]->data,
+        (float *)n->in[3]->data, m, h->decay, h->beta1, h->beta2, h->eps, h->step_size,
+        h->bc2_sqrt);
+    CUDA_LAUNCH_CHECK(ctx, "adamw");
+    return TP_OK;
+}
+tp_status tp_cu_adamw_bwd(tp_ctx *ctx, tp_node *n) {
+    return tp_ctx_fail(ctx, TP_EUNSUP, "op 'adamw' has no backward");
+}
+
+__global__ void k_sumsq(tp_cu_t4 x, int64_t n, double *acc) {
+    __shared__ double sh[32];
+    double s = 0;
+    GRID_LOOP(k, n) {
+        double v = ldf(x.p, x.dt, off4(k, x.sh, x.st));
+        s += v * v;
+    }
+    s = block_sum_d(s, sh);
+    if (threadIdx.x == 0) atomicAdd(acc, s);
+}
+__global__ void k_d2f(const double *a, float *o) {
+    *o = (float)*a;
+}
+
+tp_status tp_cu_sumsq_fwd(tp_ctx *ctx, tp_node *n) {
+    int64_t m = tp_numel(n->in[0]);
+    double *acc = (double *)tp_ctx_scratch_bytes(ctx, sizeof(double));
+    if (!acc) return ctx->status;
+    CUDA_CHECK(ctx, cudaMemsetAsync(acc, 0, sizeof(double), tp_cu_stream));
+    if (m) {
+        unsigned b = tp_cu_blocks(m);
+        k_sumsq < < <b> 1024 ? 1024 : b, TP_CU_THREADS, 0,
+            tp_cu_stream >>> (tp_cu_view(n->in[0]), m, acc);
+        CUDA_LAUNCH_CHECK(ctx, "sumsq");
+    }
+    k_d2f<<<1, 1, 0, tp_cu_stream>>>(acc, (float *)n->out->data);
+    CUDA_LAUNCH_CHECK(ctx, "sumsq");
+    return TP_OK;
+}
+tp_status tp_cu_sumsq_bwd(tp_ctx *ctx, tp_node *n) {
+    return tp_ctx_fail(ctx, TP_EUNSUP, "op 'sumsq' has no backward");
+}
+
+/* ---- tp_cuda.h: fills and AdamW ---- */
+__global__ void k_fill_normal(void *o, int dt, float mean, float std, uint64_t seed,
+                              uint64_t stream, int64_t n) {
+    GRID_LOOP(k, n) {
+        uint32_t x1 = rng_at(seed, stream, 2 * (uint64_t)k);
+        uint32_t x2 = rng_at(seed, stream, 2 * (uint64_t)k + 1);
+        float u1 = ((float)(x1 >> 8) + 0.5f) * (1.0f / 16777216.0f);
+        float u2 = (float)(x2 >> 8) * (1.0f / 16777216.0f);
+        float r = sqrtf(-2.0f * logf(u1));
+        stf(o, dt, k, mean + std * r * cospif(2.0f * u2));
+    }
+}
+
+extern "C" tp_status tp_cuda_fill_normal(tp_tensor *t, float mean, float std, uint64_t seed,
+                                         uint64_t stream, tp_err *err) {
+    if (!t || t->device != TP_CUDA || t->dtype == TP_I32 || !tp_is_contiguous(t))
+        return tp_errf(err, TP_EINVAL, "cuda fill_normal: need a contiguous float tensor on cuda");
+    int64_t n = tp_numel(t);
+    if (!n) return TP_OK;
+    k_fill_normal<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(t->data, (int)t->dtype, mean,
+                                                                       std, seed, stream, n);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return tp_errf(err, TP_ECUDA, "%s:%d: fill_normal: %s", __FILE__, __LINE__,
+                       cudaGetErrorString(e));
+    return TP_OK;
+}
+
+__global__ void k_adamw(float *p, float *g, float *m, float *v, int64_t n, float lr, float b1,
+                        float b2, float eps, float wd, float bc1, float bc2, float clip) {
+    GRID_LOOP(k, n) {
+        float gk = g[k] * clip;
+        float mk = b1 * m[k] + (1.0f - b1) * gk;
+        float vk = b2 * v[k] + (1.0f - b2) * gk * gk;
+        m[k] = mk;
+        v[k] = vk;
+        float pk = p[k] * (1.0f - lr * wd);
+        p[k] = pk - lr * (mk / bc1) / (sqrtf(vk / bc2) + eps);
+    }
+}
+
+extern "C" tp_status tp_cuda_adamw_step(tp_tensor *const *params, tp_tensor *const *m,
+                                        tp_tensor *const *v, int n, const tp_cuda_adamw *cfg,
+                                        float clip_scale, tp_err *err) {
+    if (!cfg || cfg->step < 1) return tp_errf(err, TP_EINVAL, "cuda adamw: step must be >= 1");
+    float bc1 = 1.0f - powf(cfg->beta1, (float)cfg->step);
+    float bc2 = 1.0f - powf(cfg->beta2, (float)cfg->step);
+    for (int i = 0; i < n; i++) {
+        tp_tensor *p = params[i];
+        if (!p || p->device != TP_CUDA || p->dtype != TP_F32 || !p->grad || !m[i] || !v[i])
+            return tp_errf(err, TP_EINVAL,
+                           "cuda adamw: param %d ('%s') must be an f32 cuda tensor with a grad "
+                           "and moment buffers",
+                           i, p ? p->name : "(null)");
+        int64_t k = tp_numel(p);
+        if (!k) continue;
+        k_adamw<<<tp_cu_blocks(k), TP_CU_THREADS, 0, tp_cu_stream>>>(
+            (float *)p->data, (float *)p->grad->data, (float *)m[i]->data, (float *)v[i]->data, k,
+            cfg->lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, bc1, bc2, clip_scale);
+    }
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return tp_errf(err, TP_ECUDA, "%s:%d: adamw: %s", __FILE__, __LINE__,
+                       cudaGetErrorString(e));
+    return TP_OK;
+}
+
+__global__ void k_sqnorm(const float *g, int64_t n, double *out) {
+    __shared__ double sh[32];
+    double s = 0;
+    GRID_LOOP(k, n) s += (double)g[k] * g[k];
+    s = block_sum_d(s, sh);
+    if (threadIdx.x == 0) atomicAdd(out, s);
+}
+
+extern "C" tp_status tp_cuda_grad_sqnorm(tp_tensor *const *params, int n, double *out,
+                                         tp_err *err) {
+    *out = 0;
+    double *d = NULL;
+    cudaError_t e = cudaMallocAsync((void **)&d, sizeof(double), tp_cu_stream);
+    if (e == cudaSuccess) e = cudaMemsetAsync(d, 0, sizeof(double), tp_cu_stream);
+    for (int i = 0; e == cudaSuccess && i < n; i++) {
+        if (!params[i] || !params[i]->grad) continue;
+        int64_t k = tp_numel(params[i]);
+        if (!k) continue;
+        k_sqnorm < < <tp_cu_blocks(k)> 1024 ? 1024 : tp_cu_blocks(k), TP_CU_THREADS, 0,
+            tp_cu_stream >>> ((const float *)params[i]->grad->data, k, d);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(out, d, sizeof(double), cudaMemcpyDeviceToHost, tp_cu_stream);
+    if (d) cudaFreeAsync(d, tp_cu_stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(tp_cu_stream);
+    if (e != cudaSuccess)
+        return tp_errf(err, TP_ECUDA, "%s:%d: grad_sqnorm: %s", __FILE__, __LINE__,
+                       cudaGetErrorString(e));
+    return TP_OK;
+}

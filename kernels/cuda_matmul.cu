@@ -1,0 +1,361 @@
+/* cuda_matmul.cu — GEMMs through cuBLASLt: row-major problems mapped onto column-major cuBLAS
+ * by computing C^T = op(Y)^T op(X)^T, bf16/f16 operands with f32 accumulation (f32 operands
+ * stay f32, no TF32, so results match the CPU reference), strided batches, and a cache of
+ * matmul descriptors + heuristic algorithm per shape so a warmed-up step does no planning.
+ * Falls back to cublasGemmStridedBatchedEx when the heuristic offers nothing. Also MATMUL's
+ * forward and backward (dA, dB accumulate with beta = 1 into the f32 grads). */
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_common.h"
+
+#define CUBLAS_CHECK(ctx, call)                                                                    \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
+            return tp_ctx_fail((ctx), TP_ECUDA, "%s:%d: %s: cuBLAS status %d (%s)", __FILE__,      \
+                               __LINE__, #call, (int)s_, cublasGetStatusString(s_));               \
+    } while (0)
+
+static cublasLtHandle_t g_lt;
+static cublasHandle_t g_blas;
+static void *g_ws;
+static size_t g_ws_bytes = (size_t)32 << 20;
+
+static tp_status handles(tp_ctx *ctx) {
+    if (g_lt) return TP_OK;
+    CUBLAS_CHECK(ctx, cublasLtCreate(&g_lt));
+    CUBLAS_CHECK(ctx, cublasCreate(&g_blas));
+    CUBLAS_CHECK(ctx, cublasSetStream(g_blas, tp_cu_stream));
+    CUDA_CHECK(ctx, cudaMalloc(&g_ws, g_ws_bytes));
+    CUBLAS_CHECK(ctx, cublasSetWorkspace(g_blas, g_ws, g_ws_bytes));
+    return TP_OK;
+}
+
+static cudaDataType_t cu_type(tp_dtype dt) {
+    return dt == TP_BF16 ? CUDA_R_16BF : dt == TP_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* ---- plan cache ---- */
+typedef struct {
+    int used;
+    int opa, opb, ta, tb, tc; /* cublas ops and data types of the column-major problem */
+    int64_t m, n, k, lda, ldb, ldc, sa, sb, sc, batch;
+    uint32_t align; /* bytes every pointer of the problem is aligned to */
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    int has_algo;
+} plan;
+
+#define PLAN_CAP 512
+static plan g_plans[PLAN_CAP];
+
+static int plan_eq(const plan *p, const plan *q) {
+    return p->opa == q->opa && p->opb == q->opb && p->ta == q->ta && p->tb == q->tb &&
+           p->tc == q->tc && p->m == q->m && p->n == q->n && p->k == q->k && p->lda == q->lda &&
+           p->ldb == q->ldb && p->ldc == q->ldc && p->sa == q->sa && p->sb == q->sb &&
+           p->sc == q->sc && p->batch == q->batch && p->align == q->align;
+}
+
+static size_t plan_hash(const plan *p) {
+    uint64_t h = 1469598103934665603ull;
+    int64_t v[] = {p->opa, p->opb, p->ta,  p->tb, p->tc, p->m,  p->n,     p->k,
+                   p->lda, p->ldb, p->ldc, p->sa, p->sb, p->sc, p->batch, p->align};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
+    return (size_t)(h % PLAN_CAP);
+}
+
+static tp_status layout(tp_ctx *ctx, cublasLtMatrixLayout_t *l, cudaDataType_t t, int64_t rows,
+                        int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+    CUBLAS_CHECK(ctx, cublasLtMatrixLayoutCreate(l, t, (uint64_t)rows, (uint64_t)cols, ld));
+    if (batch > 1) {
+        int32_t b = (int32_t)batch;
+        CUBLAS_CHECK(ctx, cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                           &b, sizeof b));
+        CUBLAS_CHECK(
+            ctx, cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                  &stride, sizeof stride));
+    }
+    return TP_OK;
+}
+
+/* Finds or builds the plan for key; NULL after failing the ctx. */
+static plan *get_plan(tp_ctx *ctx, const plan *key) {
+    size_t h = plan_hash(key);
+    for (size_t i = 0; i < PLAN_CAP; i++) {
+        plan *p = &g_plans[(h + i) % PLAN_CAP];
+        if (p->used && plan_eq(p, key)) return p;
+        if (p->used) continue;
+        *p = *key;
+        cudaDataType_t A = (cudaDataType_t)key->ta, B = (cudaDataType_t)key->tb,
+                       C = (cudaDataType_t)key->tc;
+        cublasOperation_t oa = (cublasOperation_t)key->opa, ob = (cublasOperation_t)key->opb;
+        if (cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) !=
+            CUBLAS_STATUS_SUCCESS) {
+            tp_ctx_fail(ctx, TP_ECUDA, "%s:%d: cublasLtMatmulDescCreate failed", __FILE__,
+                        __LINE__);
+            return NULL;
+        }
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &oa, sizeof oa);
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &ob, sizeof ob);
+        int64_t ar = oa == CUBLAS_OP_N ? key->m : key->k, ac = oa == CUBLAS_OP_N ? key->k : key->m;
+        int64_t br = ob == CUBLAS_OP_N ? key->k : key->n, bc = ob == CUBLAS_OP_N ? key->n : key->k;
+        if (layout(ctx, &p->la, A, ar, ac, key->lda, key->batch, key->sa) ||
+            layout(ctx, &p->lb, B, br, bc, key->ldb, key->batch, key->sb) ||
+            layout(ctx, &p->lc, C, key->m, key->n, key->ldc, key->batch, key->sc))
+            return NULL;
+        cublasLtMatmulPreference_t pref;
+        cublasLtMatmulPreferenceCreate(&pref);
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &g_ws_bytes, sizeof g_ws_bytes);
+        /* the default preference assumes 256-byte aligned pointers; views may be less */
+        cublasLtMatmulPreferenceAttributes_t al[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; i++)
+            cublasLtMatmulPreferenceSetAttribute(pref, al[i], &key->align, sizeof key->align);
+        cublasLtMatmulHeuristicResult_t res;
+        int found = 0;
+        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc,
+                                                          pref, 1, &res, &found);
+        cublasLtMatmulPreferenceDestroy(pref);
+        if (s == CUBLAS_STATUS_SUCCESS && found > 0) {
+            p->algo = res.algo;
+            p->has_algo = 1;
+        }
+        p->used = 1;
+        return p;
+    }
+    tp_ctx_fail(ctx, TP_ECUDA, "%s:%d: GEMM plan cache full (%d shapes)", __FILE__, __LINE__,
+                PLAN_CAP);
+    return NULL;
+}
+
+static int is_half(tp_dtype d) {
+    return d == TP_BF16 || d == TP_F16;
+}
+
+/* Contiguous-per-batch conversion of an operand (rows x ld per batch, strided batches) into
+ * compute dtype cdt: copies the whole span [0, (batch-1)*s + rows*ld) (small activations). */
+static const void *convert(tp_ctx *ctx, tp_dtype from, const void *p, tp_dtype to, int64_t rows,
+                           int64_t ld, int64_t s, int64_t batch) {
+    int64_t span = (batch > 1 ? (batch - 1) * s : 0) + rows * ld;
+    tp_tensor src;
+    memset(&src, 0, sizeof src);
+    src.dtype = from;
+    src.device = TP_CUDA;
+    src.ndim = 1;
+    src.shape[0] = span;
+    src.stride[0] = 1;
+    src.data = (void *)p;
+    tp_tensor *o = tp_cu_as_dtype(ctx, &src, to);
+    return o ? o->data : NULL;
+}
+
+tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_t ldx, int64_t sx,
+                        int ty, tp_dtype ydt, const void *y, int64_t ldy, int64_t sy, void *c,
+                        tp_dtype cdt, int64_t ldc, int64_t sc, int64_t M, int64_t N, int64_t K,
+                        int64_t batch, float alpha, float beta) {
+    if (M == 0 || N == 0 || batch == 0) return TP_OK;
+    TP_TRY(handles(ctx));
+    if (K == 0) { /* C = beta * C: only the beta = 0 case arises (fresh outputs) */
+        if (beta != 0.0f) return TP_OK;
+        for (int64_t b = 0; b < batch; b++)
+            CUDA_CHECK(ctx,
+                       cudaMemset2DAsync((char *)c + b * sc * tp_dtype_size(cdt),
+                                         (size_t)ldc * tp_dtype_size(cdt), 0,
+                                         (size_t)N * tp_dtype_size(cdt), (size_t)M, tp_cu_stream));
+        return TP_OK;
+    }
+    /* compute dtype: half when either operand is half */
+    tp_dtype op = is_half(xdt) ? xdt : is_half(ydt) ? ydt : TP_F32;
+    /* rows of the stored matrices: X is [M,K] (tx=0) or [K,M]; Y is [K,N] or [N,K] */
+    if (xdt != op) {
+        x = convert(ctx, xdt, x, op, tx ? K : M, ldx, sx, sx ? batch : 1);
+        if (!x) return ctx->status;
+    }
+    if (ydt != op) {
+        y = convert(ctx, ydt, y, op, ty ? N : K, ldy, sy, sy ? batch : 1);
+        if (!y) return ctx->status;
+    }
+    /* Column-major: C^T [N,M] = op(Y)^T [N,K] op(X)^T [K,M].
+     * Y stored row-major [K,N] is column-major [N,K] = Y^T: no transpose when ty = 0. */
+    plan key;
+    memset(&key, 0, sizeof key);
+    key.opa = ty ? CUBLAS_OP_T : CUBLAS_OP_N;
+    key.opb = tx ? CUBLAS_OP_T : CUBLAS_OP_N;
+    key.ta = cu_type(op);
+    key.tb = cu_type(op);
+    key.tc = cu_type(cdt);
+    key.m = N;
+    key.n = M;
+    key.k = K;
+    key.lda = ldy;
+    key.ldb = ldx;
+    key.ldc = ldc;
+    key.sa = sy;
+    key.sb = sx;
+    key.sc = sc;
+    key.batch = batch;
+    /* cuBLASLt wants a real stride for every batched operand: run shared ones per batch */
+    int per_batch = batch > 1 && (sx == 0 || sy == 0);
+    if (per_batch) {
+        key.batch = 1;
+        key.sa = key.sb = key.sc = 0;
+    }
+    size_t es_x = tp_dtype_size(op), es_c = tp_dtype_size(cdt);
+    uintptr_t bits = (uintptr_t)x | (uintptr_t)y | (uintptr_t)c;
+    if (batch > 1)
+        bits |= (uintptr_t)(sx * (int64_t)es_x) | (uintptr_t)(sy * (int64_t)es_x) |
+                (uintptr_t)(sc * (int64_t)es_c);
+    key.align = 256;
+    while (key.align > 1 && (bits & (key.align - 1))) key.align >>= 1;
+    plan *p = get_plan(ctx, &key);
+    if (!p) return ctx->status;
+    int64_t loops = per_batch ? batch : 1;
+    for (int64_t b = 0; b < loops; b++) {
+        const char *yb = (const char *)y + (per_batch ? b * sy * (int64_t)es_x : 0);
+        const char *xb = (const char *)x + (per_batch ? b * sx * (int64_t)es_x : 0);
+        char *cb = (char *)c + (per_batch ? b * sc * (int64_t)es_c : 0);
+        if (p->has_algo) {
+            CUBLAS_CHECK(ctx, cublasLtMatmul(g_lt, p->desc, &alpha, yb, p->la, xb, p->lb, &beta, cb,
+                                             p->lc, cb, p->lc, &p->algo, g_ws, g_ws_bytes,
+                                             tp_cu_stream));
+        } else {
+            CUBLAS_CHECK(ctx,
+                         cublasGemmStridedBatchedEx(
+                             g_blas, (cublasOperation_t)key.opa, (cublasOperation_t)key.opb, (int)N,
+                             (int)M, (int)K, &alpha, yb, cu_type(op), (int)ldy, key.sa, xb,
+                             cu_type(op), (int)ldx, key.sb, &beta, cb, cu_type(cdt), (int)ldc,
+                             key.sc, (int)key.batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        }
+    }
+    return TP_OK;
+}
+
+tp_status tp_cu_gemm(tp_ctx *ctx, int tx, const tp_tensor *xt, const void *x, int64_t ldx,
+                     int64_t sx, int ty, const tp_tensor *yt, const void *y, int64_t ldy,
+                     int64_t sy, void *c, tp_dtype cdt, int64_t ldc, int64_t sc, int64_t M,
+                     int64_t N, int64_t K, int64_t batch, float alpha, float beta) {
+    return tp_cu_gemm_dt(ctx, tx, xt->dtype, x, ldx, sx, ty, yt->dtype, y, ldy, sy, c, cdt, ldc, sc,
+                         M, N, K, batch, alpha, beta);
+}
+
+/* ---- MATMUL ---- */
+typedef struct {
+    const char *p;
+    int trans;
+    int64_t ld, st0, st1;
+} mat;
+
+static mat mat_of(const tp_tensor *t) {
+    mat m;
+    m.p = (const char *)t->data;
+    tp_mat_layout(t, &m.trans, &m.ld);
+    int64_t sh[4], st[4];
+    tp_shape4(t, sh, st);
+    m.st0 = t->ndim == 2 ? 0 : st[0];
+    m.st1 = t->ndim == 2 ? 0 : st[1];
+    return m;
+}
+
+typedef struct {
+    int64_t nb0, nb1, M, N, K;
+    int ta, tb;
+} dims;
+
+static dims dims_of(const tp_node *n) {
+    const tp_tensor *a = n->in[0], *o = n->out;
+    int64_t sh[4], st[4];
+    tp_shape4(o, sh, st);
+    dims d = {sh[0], sh[1], sh[2], sh[3], 0, (int)n->ip[0], (int)n->ip[1]};
+    d.K = d.ta ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
+    return d;
+}
+
+/* Runs the nb0 x nb1 batch as one strided batch when dim 0 folds into dim 1, else per i0. */
+typedef tp_status (*batch_fn)(tp_ctx *ctx, const tp_node *n, const dims *d, int64_t i0, int64_t nb,
+                              void *arg);
+
+static int folds(const mat *m, int64_t nb1) {
+    return m->st0 == m->st1 * nb1;
+}
+
+static tp_status fwd_part(tp_ctx *ctx, const tp_node *n, const dims *d, int64_t i0, int64_t nb,
+                          void *arg) {
+    mat A = mat_of(n->in[0]), B = mat_of(n->in[1]);
+    tp_dtype ad = n->in[0]->dtype, bd = n->in[1]->dtype, cd = n->out->dtype;
+    char *C = (char *)n->out->data + i0 * d->nb1 * d->M * d->N * (int64_t)tp_dtype_size(cd);
+    return tp_cu_gemm_dt(ctx, d->ta ^ A.trans, ad, A.p + i0 * A.st0 * (int64_t)tp_dtype_size(ad),
+                         A.ld, A.st1, d->tb ^ B.trans, bd,
+                         B.p + i0 * B.st0 * (int64_t)tp_dtype_size(bd), B.ld, B.st1, C, cd, d->N,
+                         d->M * d->N, d->M, d->N, d->K, nb, 1.0f, 0.0f);
+}
+
+static tp_status run_batches(tp_ctx *ctx, const tp_node *n, batch_fn fn, void *arg) {
+    dims d = dims_of(n);
+    mat A = mat_of(n->in[0]), B = mat_of(n->in[1]);
+    int fold = (A.st0 == 0 && A.st1 == 0) || folds(&A, d.nb1);
+    fold = fold && ((B.st0 == 0 && B.st1 == 0) || folds(&B, d.nb1));
+    if (fold) return fn(ctx, n, &d, 0, d.nb0 * d.nb1, arg);
+    for (int64_t i0 = 0; i0 < d.nb0; i0++) TP_TRY(fn(ctx, n, &d, i0, d.nb1, arg));
+    return TP_OK;
+}
+
+tp_status tp_cu_matmul_fwd(tp_ctx *ctx, tp_node *n) {
+    return run_batches(ctx, n, fwd_part, NULL);
+}
+
+typedef struct {
+    tp_tensor *ga, *gb;
+} grads;
+
+static tp_status bwd_part(tp_ctx *ctx, const tp_node *n, const dims *d, int64_t i0, int64_t nb,
+                          void *arg) {
+    grads *g = (grads *)arg;
+    mat A = mat_of(n->in[0]), B = mat_of(n->in[1]);
+    tp_dtype ad = n->in[0]->dtype, bd = n->in[1]->dtype;
+    int fa = d->ta ^ A.trans, fb = d->tb ^ B.trans;
+    const char *a = A.p + i0 * A.st0 * (int64_t)tp_dtype_size(ad);
+    const char *b = B.p + i0 * B.st0 * (int64_t)tp_dtype_size(bd);
+    const float *G = (const float *)n->out->grad->data + i0 * d->nb1 * d->M * d->N;
+    int64_t sg = d->M * d->N;
+    if (g->ga) {
+        float *da = (float *)g->ga->data + i0 * d->nb1 * d->M * d->K;
+        if (!d->ta) /* dA [M,K] = dC [M,N] @ B_log^T */
+            TP_TRY(tp_cu_gemm_dt(ctx, 0, TP_F32, G, d->N, sg, !fb, bd, b, B.ld, B.st1, da, TP_F32,
+                                 d->K, d->M * d->K, d->M, d->K, d->N, nb, 1.0f, 1.0f));
+        else /* dA^T [K,M] = B_log [K,N] @ dC^T */
+            TP_TRY(tp_cu_gemm_dt(ctx, fb, bd, b, B.ld, B.st1, 1, TP_F32, G, d->N, sg, da, TP_F32,
+                                 d->M, d->M * d->K, d->K, d->M, d->N, nb, 1.0f, 1.0f));
+    }
+    if (g->gb) {
+        int shared = n->in[1]->ndim == 2;
+        float *db = (float *)g->gb->data + (shared ? 0 : i0 * d->nb1 * d->K * d->N);
+        /* a shared B sums its grad over the batch: one GEMM per batch index, beta = 1 */
+        int64_t loops = shared ? nb : 1, bn = shared ? 1 : nb;
+        for (int64_t j = 0; j < loops; j++) {
+            const char *aj = a + (shared ? j * A.st1 * (int64_t)tp_dtype_size(ad) : 0);
+            const float *Gj = G + (shared ? j * sg : 0);
+            if (!d->tb) /* dB [K,N] = A_log^T [K,M] @ dC */
+                TP_TRY(tp_cu_gemm_dt(ctx, !fa, ad, aj, A.ld, A.st1, 0, TP_F32, Gj, d->N, sg, db,
+                                     TP_F32, d->N, shared ? 0 : d->K * d->N, d->K, d->N, d->M, bn,
+                                     1.0f, 1.0f));
+            else /* dB^T [N,K] = dC^T [N,M] @ A_log [M,K] */
+                TP_TRY(tp_cu_gemm_dt(ctx, 1, TP_F32, Gj, d->N, sg, fa, ad, aj, A.ld, A.st1, db,
+                                     TP_F32, d->K, shared ? 0 : d->K * d->N, d->N, d->K, d->M, bn,
+                                     1.0f, 1.0f));
+        }
+    }
+    return TP_OK;
+}
+
+tp_status tp_cu_matmul_bwd(tp_ctx *ctx, tp_node *n) {
+    grads g = {tp_node_grad(ctx, n, 0), tp_node_grad(ctx, n, 1)};
+    if (ctx->status) return ctx->status;
+    if (!g.ga && !g.gb) return TP_OK;
+    return run_batches(ctx, n, bwd_part, &g);
+}
