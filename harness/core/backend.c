@@ -24,9 +24,25 @@ void tp_backend_register_cuda(const tp_backend_fns *tbl) {
     g_cuda = tbl;
 }
 
+#ifdef TP_HAVE_CUDA
+/* CUDA builds register the backend at the first use of the device, so hosts need no init
+ * call; without a usable GPU the table stays NULL and cuda ops fail with a clear error. */
+static pthread_once_t g_cuda_once = PTHREAD_ONCE_INIT;
+static void cuda_autoregister(void) {
+    tp_err e = {0};
+    if (!g_cuda && tp_cuda_backend_register(&e) != TP_OK)
+        fprintf(stderr, "telepathy: CUDA backend unavailable: %s\n", e.msg);
+}
+#endif
+
 const tp_backend_fns *tp_backend_get(tp_device dev) {
     if (dev == TP_CPU) return tp_backend_cpu();
-    if (dev == TP_CUDA) return g_cuda;
+    if (dev == TP_CUDA) {
+#ifdef TP_HAVE_CUDA
+        pthread_once(&g_cuda_once, cuda_autoregister);
+#endif
+        return g_cuda;
+    }
     return NULL;
 }
 
