@@ -529,8 +529,8 @@ tp_status tp_cu_sumsq_fwd(tp_ctx *ctx, tp_node *n) {
     CUDA_CHECK(ctx, cudaMemsetAsync(acc, 0, sizeof(double), tp_cu_stream));
     if (m) {
         unsigned b = tp_cu_blocks(m);
-        k_sumsq < < <b> 1024 ? 1024 : b, TP_CU_THREADS, 0,
-            tp_cu_stream >>> (tp_cu_view(n->in[0]), m, acc);
+        if (b > 1024) b = 1024;
+        k_sumsq<<<b, TP_CU_THREADS, 0, tp_cu_stream>>>(tp_cu_view(n->in[0]), m, acc);
         CUDA_LAUNCH_CHECK(ctx, "sumsq");
     }
     k_d2f<<<1, 1, 0, tp_cu_stream>>>(acc, (float *)n->out->data);
@@ -626,8 +626,9 @@ extern "C" tp_status tp_cuda_grad_sqnorm(tp_tensor *const *params, int n, double
         if (!params[i] || !params[i]->grad) continue;
         int64_t k = tp_numel(params[i]);
         if (!k) continue;
-        k_sqnorm < < <tp_cu_blocks(k)> 1024 ? 1024 : tp_cu_blocks(k), TP_CU_THREADS, 0,
-            tp_cu_stream >>> ((const float *)params[i]->grad->data, k, d);
+        unsigned b = tp_cu_blocks(k);
+        if (b > 1024) b = 1024;
+        k_sqnorm<<<b, TP_CU_THREADS, 0, tp_cu_stream>>>((const float *)params[i]->grad->data, k, d);
         e = cudaGetLastError();
     }
     if (e == cudaSuccess)
