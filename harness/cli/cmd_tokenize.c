@@ -19,7 +19,10 @@ static const char *usage =
     "  --no-bos          do not add the BOS token (the post-processor template)\n"
     "  --ids-only        print only the id list\n"
     "  --decode IDS      decode comma-separated ids instead\n"
-    "  --skip-special    with --decode: drop special tokens\n";
+    "  --skip-special    with --decode: drop special tokens\n"
+    "  --spm-mode M      for a SentencePiece tokenizer.model: sentencepiece (default: merges by\n"
+    "                    piece score, as the sentencepiece library) or transformers5 (what\n"
+    "                    transformers 5 builds from a bare .model: piece-order merges)\n";
 
 /* Prints s as a JSON-style quoted string so spaces, newlines and control bytes are visible. */
 static void print_quoted(const char *s) {
@@ -80,7 +83,7 @@ int tp_cmd_tokenize(int argc, char **argv, tp_cli_env *env) {
         fputs(usage, stdout);
         return 0;
     }
-    const char *path = NULL, *decode = NULL;
+    const char *path = NULL, *decode = NULL, *mode = NULL;
     int bos = 1, ids_only = 0, skip = 0, n_texts = 0, dashdash = 0;
     const char **texts = calloc((size_t)argc + 1, sizeof *texts);
     if (!texts) return tp_cli_fail("tokenize", &(tp_err){TP_ENOMEM, "out of memory"});
@@ -90,12 +93,13 @@ int tp_cmd_tokenize(int argc, char **argv, tp_cli_env *env) {
             texts[n_texts++] = a;
         } else if (strcmp(a, "--") == 0) {
             dashdash = 1;
-        } else if (strcmp(a, "--tokenizer") == 0 || strcmp(a, "--decode") == 0) {
+        } else if (strcmp(a, "--tokenizer") == 0 || strcmp(a, "--decode") == 0 ||
+                   strcmp(a, "--spm-mode") == 0) {
             if (i + 1 >= argc) {
                 free(texts);
                 return tp_cli_usage_error("tokenize", "%s needs a value", a);
             }
-            *(a[2] == 't' ? &path : &decode) = argv[++i];
+            *(a[2] == 't' ? &path : a[2] == 'd' ? &decode : &mode) = argv[++i];
         } else if (strcmp(a, "--no-bos") == 0) {
             bos = 0;
         } else if (strcmp(a, "--ids-only") == 0) {
@@ -116,13 +120,18 @@ int tp_cmd_tokenize(int argc, char **argv, tp_cli_env *env) {
         rc = tp_cli_usage_error("tokenize", "missing TEXT");
     else if (decode && n_texts)
         rc = tp_cli_usage_error("tokenize", "--decode takes no TEXT");
+    else if (mode && strcmp(mode, "sentencepiece") != 0 && strcmp(mode, "transformers5") != 0)
+        rc = tp_cli_usage_error("tokenize",
+                                "--spm-mode '%s': expected sentencepiece or transformers5", mode);
     if (rc) {
         free(texts);
         return rc;
     }
     tp_err err = {0};
     tp_tokenizer *t = NULL;
-    if (tp_tokenizer_load(&t, path, &err) != TP_OK) {
+    tp_tokenizer_opts opts = {mode && strcmp(mode, "transformers5") == 0 ? TP_SPM_TRANSFORMERS5
+                                                                         : TP_SPM_SENTENCEPIECE};
+    if (tp_tokenizer_load_opts(&t, path, &opts, &err) != TP_OK) {
         free(texts);
         return tp_cli_fail("tokenize", &err);
     }

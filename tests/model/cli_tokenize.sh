@@ -44,6 +44,13 @@ if [ -d "${TP_SHARED_DIR:-/nonexistent}/models/tokenizers" ]; then
   check "llama 3 Hello world" "[128000, 9906, 1917]" "$out"
   out=$("$T" tokenize --tokenizer "$TP_SHARED_DIR/models/tokenizers/mistral-7b-instruct-v0.3" --ids-only "Hello world")
   check "mistral Hello world" "[1, 23325, 2294]" "$out"
+  M=$TP_SHARED_DIR/models/tokenizers/mistral-7b-instruct-v0.3/tokenizer.model
+  out=$("$T" tokenize --tokenizer "$M" --ids-only "a  b")
+  check "mistral sentencepiece mode" "[1, 1032, 29473, 1055]" "$out"
+  out=$("$T" tokenize --tokenizer "$M" --spm-mode transformers5 --ids-only "a  b")
+  check "mistral transformers5 mode" "[1, 1032, 1027, 29494]" "$out"
+  "$T" tokenize --tokenizer "$M" --spm-mode bogus x >/dev/null 2>&1
+  check "bad --spm-mode exits 2" 2 $?
 else
   echo "SKIP: ../shared absent; real tokenizer checks not run"
 fi
