@@ -336,7 +336,11 @@ static void pv_destroy(void *state) {
 }
 
 static const tp_bridge_vtable pv_vtable = {
-    sizeof(tp_bridge_vtable), pv_create, pv_forward, pv_num_tokens, pv_destroy,
+    .size = sizeof(tp_bridge_vtable),
+    .create = pv_create,
+    .forward = pv_forward,
+    .num_tokens = pv_num_tokens,
+    .destroy = pv_destroy,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

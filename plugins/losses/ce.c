@@ -105,7 +105,11 @@ static void ce_destroy(void *state) {
 }
 
 static const tp_loss_vtable ce_vtable = {
-    sizeof(tp_loss_vtable), ce_create, ce_needs, ce_compute, ce_destroy,
+    .size = sizeof(tp_loss_vtable),
+    .create = ce_create,
+    .needs = ce_needs,
+    .compute = ce_compute,
+    .destroy = ce_destroy,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

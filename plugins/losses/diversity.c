@@ -129,7 +129,11 @@ static void dv_destroy(void *state) {
 }
 
 static const tp_loss_vtable dv_vtable = {
-    sizeof(tp_loss_vtable), dv_create, dv_needs, dv_compute, dv_destroy,
+    .size = sizeof(tp_loss_vtable),
+    .create = dv_create,
+    .needs = dv_needs,
+    .compute = dv_compute,
+    .destroy = dv_destroy,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

@@ -297,7 +297,13 @@ static void st_close(void *state) {
 }
 
 static const tp_task_vtable st_vtable = {
-    sizeof(tp_task_vtable), st_open, st_info, st_load, st_free_dataset, NULL, st_close,
+    .size = sizeof(tp_task_vtable),
+    .open = st_open,
+    .info = st_info,
+    .load = st_load,
+    .free_dataset = st_free_dataset,
+    .extract = NULL, /* classification: the evaluator matches label words */
+    .close = st_close,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

@@ -32,7 +32,7 @@ static int fx_open(fixture *f, const char *name, const char *opts) {
     snprintf(path, sizeof path, "%s/losses/%s.so", dir, name);
     tp_err err = {0};
     tp_params ps = {0};
-    tp_bridge_dims dims = {8, 8, 10, 10, 0.0027f, 1};
+    tp_bridge_dims dims = {.d_sender = 8, .d_receiver = 8, .recv_embed_rms = 0.0027f, .seed = 1};
     if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, path, &err) != TP_OK ||
         tp_registry_find(f->reg, TP_PLUGIN_LOSS, name, &f->plugin, &err) != TP_OK)
         goto fail;

@@ -1,12 +1,16 @@
 /* test_perceiver.c — the perceiver bridge, loaded as the real .so through the plugin registry:
  * output shape, per-token RMS = |alpha|, padded keys without influence, every parameter's
  * gradient against central finite differences on a tiny configuration (direct and projected
- * variants), init statistics, determinism, dropout only in training, option errors. */
+ * variants), init statistics, determinism, dropout only in training, option errors; output and
+ * every gradient against two float64 references in tests/plugin/golden/: perceiver_ref.py (plain
+ * Python, committed output) and perceiver_golden.py (PyTorch nn.MultiheadAttention; its output is
+ * checked when present, skipped with a message otherwise). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/safetensors.h"
 #include "plugin/loader.h"
 #include "plugin/options.h"
 #include "telepathy/bridge.h"
@@ -112,13 +116,27 @@ static int64_t run_fwd(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor 
     return n;
 }
 
-static const tp_bridge_dims tiny_dims = {6, 8, 50, 40, 0.0027f, 1234};
+/* Designated initialisers: tp_bridge_dims grows at its end (ABI minors). */
+#define DIMS(ds, dr, sv, rv, rms, sd)                                                              \
+    ((tp_bridge_dims){.d_sender = (ds),                                                            \
+                      .d_receiver = (dr),                                                          \
+                      .sender_vocab = (sv),                                                        \
+                      .receiver_vocab = (rv),                                                      \
+                      .recv_embed_rms = (rms),                                                     \
+                      .seed = (sd)})
+
+static const tp_bridge_dims tiny_dims = {.d_sender = 6,
+                                         .d_receiver = 8,
+                                         .sender_vocab = 50,
+                                         .receiver_vocab = 40,
+                                         .recv_embed_rms = 0.0027f,
+                                         .seed = 1234};
 
 static void test_shape_and_rms(void) {
     fixture f;
     if (!fx_open(&f)) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
-    tp_bridge_dims dims = {12, 16, 50, 40, 0.0027f, 7};
+    tp_bridge_dims dims = DIMS(12, 16, 50, 40, 0.0027f, 7);
     inst in;
     tp_err err = {0};
     tp_status st = inst_new(&f, "tokens=3,depth=2,heads=2,ffn_mult=2", &dims, &in, &err);
@@ -357,7 +375,7 @@ static void test_grad_projected(void) {
 }
 
 static void test_grad_same_width_fixed_alpha(void) {
-    tp_bridge_dims d = {8, 8, 50, 40, 0.0027f, 99};
+    tp_bridge_dims d = DIMS(8, 8, 50, 40, 0.0027f, 99);
     /* no projections at all, alpha not a parameter */
     grad_check("tokens=2,depth=1,heads=4,ffn_mult=1,alpha_init=1,alpha_learnable=false", &d, 2, 3,
                (int[]){3, 1}, 26 + 1);
@@ -377,7 +395,7 @@ static double stddev(const tp_tensor *t) {
 static void test_projected_variant_and_init(void) {
     fixture f;
     if (!fx_open(&f)) return;
-    tp_bridge_dims dims = {48, 64, 50, 40, 0.0027f, 3};
+    tp_bridge_dims dims = DIMS(48, 64, 50, 40, 0.0027f, 3);
     inst in;
     tp_err err = {0};
     tp_status st = inst_new(&f, "tokens=64,depth=1,heads=8,width=32", &dims, &in, &err);
@@ -416,7 +434,7 @@ static void test_projected_variant_and_init(void) {
         TP_CHECK(l && l->shape[1] == 64);
     }
     inst_free(&f, &in);
-    tp_bridge_dims same = {64, 64, 50, 40, 0.0027f, 3};
+    tp_bridge_dims same = DIMS(64, 64, 50, 40, 0.0027f, 3);
     st = inst_new(&f, "tokens=2,heads=8", &same, &in, &err);
     TP_CHECKF(st == TP_OK, "%s", err.msg);
     if (st == TP_OK) TP_CHECK(param_named(&in, "input_proj.weight") == NULL);
@@ -514,7 +532,157 @@ static void test_option_errors(void) {
     fx_close(&f);
 }
 
+/* ---- golden values: tests/plugin/golden/perceiver_ref.py (pure Python float64) and
+ * perceiver_golden.py (PyTorch float64, nn.MultiheadAttention) ---------------------------- */
+
+static tp_tensor *golden_tensor(tp_st_model *g, const char *name, const char *file) {
+    const tp_st_tensor *t = tp_st_find(g, name);
+    TP_CHECKF(t != NULL, "%s: no tensor '%s'", file, name);
+    if (!t) return NULL;
+    tp_err err = {0};
+    tp_tensor *x = tp_tensor_alloc(TP_F32, TP_CPU, t->ndim, t->shape, &err);
+    if (x && tp_st_read_f32(t, x->data, (size_t)tp_numel(x), &err) != TP_OK) {
+        TP_CHECKF(0, "%s: %s", file, err.msg);
+        tp_tensor_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static double l2(const float *a, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * a[i];
+    return sqrt(s);
+}
+
+static double rel_err(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-30);
+}
+
+/* which: "ref" (pure-Python float64 reference, committed, must exist) or "torch" (PyTorch,
+ * present once perceiver_golden.py has been run where torch is installed). */
+static void golden_case(const char *which, const char *cfg) {
+    const char *src = getenv("TP_SOURCE_DIR");
+    char file[4096];
+    snprintf(file, sizeof file, "%s/tests/plugin/golden/perceiver_%s_%s.safetensors",
+             src ? src : TP_SOURCE_DIR, which, cfg);
+    FILE *probe = fopen(file, "rb");
+    if (!probe) {
+        if (strcmp(which, "torch") == 0)
+            fprintf(stderr,
+                    "SKIP golden torch %s: %s absent (run tests/plugin/golden/perceiver_golden.py "
+                    "where torch is installed and copy its output there)\n",
+                    cfg, file);
+        else
+            TP_CHECKF(0, "%s is missing (tests/plugin/golden/perceiver_ref.py writes it)", file);
+        return;
+    }
+    fclose(probe);
+    tp_err err = {0};
+    tp_st_model *g = NULL;
+    if (tp_st_open(&g, file, &err) != TP_OK) {
+        TP_CHECKF(0, "%s", err.msg);
+        return;
+    }
+    fixture f;
+    if (!fx_open(&f)) {
+        tp_st_close(g);
+        return;
+    }
+    const char *opts = tp_st_metadata(g, "options");
+    const char *ds = tp_st_metadata(g, "d_sender"), *dr = tp_st_metadata(g, "d_receiver");
+    TP_CHECKF(opts && ds && dr, "%s: metadata options/d_sender/d_receiver missing", file);
+    tp_bridge_dims dims = DIMS(ds ? atoi(ds) : 0, dr ? atoi(dr) : 0, 10, 10, 0.0027f, 1);
+    inst in;
+    tp_status st = inst_new(&f, opts, &dims, &in, &err);
+    TP_CHECKF(st == TP_OK, "%s: %s", file, err.msg);
+    tp_tensor *h = golden_tensor(g, "input.h", file), *mask = golden_tensor(g, "input.mask", file);
+    tp_tensor *r = golden_tensor(g, "input.r", file), *want = golden_tensor(g, "output.soft", file);
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    if (st != TP_OK || !h || !mask || !r || !want) goto done;
+    /* the same parameter set under the same names, PyTorch's values copied in */
+    int n_golden = 0;
+    for (int i = 0; i < tp_st_count(g); i++) {
+        const char *nm = tp_st_at(g, i)->name;
+        if (strncmp(nm, "input.", 6) && strncmp(nm, "output.", 7) && strncmp(nm, "grad.", 5))
+            n_golden++;
+    }
+    TP_CHECKF(n_golden == in.params.n, "%s: %d parameters in the file, %d in the plugin", file,
+              n_golden, in.params.n);
+    for (int i = 0; i < in.params.n; i++) {
+        tp_tensor *p = in.params.p[i];
+        const tp_st_tensor *t = tp_st_find(g, p->name);
+        TP_CHECKF(t != NULL, "%s: the plugin's parameter %s is not in the file", file, p->name);
+        if (!t || tp_st_read_f32(t, p->data, (size_t)tp_numel(p), &err) != TP_OK) {
+            TP_CHECKF(t == NULL, "%s: %s", file, err.msg);
+            goto done;
+        }
+        tp_param_zero_grad(p);
+    }
+    tp_ctx_reset(c);
+    tp_bridge_out out;
+    st = f.vt->forward(in.state, c, h, mask, 1, &out, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st != TP_OK) goto done;
+    int64_t n = tp_numel(want);
+    TP_CHECK(tp_numel(out.soft) == n);
+    float *got = malloc((size_t)n * sizeof *got);
+    if (got && tp_numel(out.soft) == n && tp_to_f32_buffer(out.soft, got, &err) == TP_OK) {
+        double e = rel_err(got, want->data, n);
+        TP_CHECKF(e < 1e-5, "%s: soft tokens differ from PyTorch by %g (relative)", file, e);
+        fprintf(stderr, "  golden %s %s: soft tokens relative error %.3g\n", which, cfg, e);
+    }
+    free(got);
+    tp_tensor *rt = tp_from_f32(c, out.soft->ndim, out.soft->shape, r->data);
+    tp_tensor *loss = tp_sum_all(c, tp_mul(c, out.soft, rt));
+    TP_CHECKF(loss && tp_backward(c, loss, NULL) == TP_OK, "backward: %s", tp_ctx_error(c));
+    double worst = 0;
+    for (int i = 0; loss && i < in.params.n; i++) {
+        tp_tensor *p = in.params.p[i];
+        char gname[128];
+        snprintf(gname, sizeof gname, "grad.%s", p->name);
+        tp_tensor *gw = golden_tensor(g, gname, file);
+        if (!gw || !p->grad) {
+            TP_CHECKF(p->grad != NULL, "%s got no gradient", p->name);
+            tp_tensor_free(gw);
+            continue;
+        }
+        double e = rel_err(p->grad->data, gw->data, tp_numel(p));
+        if (l2(gw->data, tp_numel(gw)) < 1e-6) {
+            /* the key bias: exactly zero in theory, rounding noise in both */
+            double mine = l2(p->grad->data, tp_numel(p));
+            TP_CHECKF(mine < 1e-5, "%s: gradient %g where PyTorch has ~0", p->name, mine);
+        } else {
+            TP_CHECKF(e < 1e-4, "%s: gradient differs from PyTorch by %g (relative)", p->name, e);
+            if (e > worst) worst = e;
+        }
+        tp_tensor_free(gw);
+    }
+    fprintf(stderr, "  golden %s %s: worst relative gradient error %.3g\n", which, cfg, worst);
+done:
+    tp_ctx_free(c);
+    tp_tensor_free(h);
+    tp_tensor_free(mask);
+    tp_tensor_free(r);
+    tp_tensor_free(want);
+    inst_free(&f, &in);
+    fx_close(&f);
+    tp_st_close(g);
+}
+
+static void test_golden(void) {
+    golden_case("ref", "direct");
+    golden_case("ref", "projected");
+    golden_case("torch", "direct");
+    golden_case("torch", "projected");
+}
+
 TP_TEST_RUN(TP_CASE(test_shape_and_rms), TP_CASE(test_mask), TP_CASE(test_grad_direct),
             TP_CASE(test_grad_projected), TP_CASE(test_grad_same_width_fixed_alpha),
             TP_CASE(test_projected_variant_and_init), TP_CASE(test_determinism_and_dropout),
-            TP_CASE(test_option_errors))
+            TP_CASE(test_option_errors), TP_CASE(test_golden))
