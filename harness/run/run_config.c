@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "plugin/options.h"
+#include "telepathy/optim.h"
 #include "util/canon_json.h"
 #include "util/strutil.h"
 
@@ -479,6 +480,9 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
                            "run spec: schedule = '%s'; expected constant or "
                            "cosine",
                            s);
+        if (c->warmup > c->steps)
+            return tp_errf(err, TP_ERANGE, "run spec: warmup = %d exceeds steps = %d", c->warmup,
+                           c->steps);
         TP_TRY(get_str(spec, "primer", &s, err));
         if (!s) s = c->info.receiver_primer ? c->info.receiver_primer : "";
         c->primer = tp_strdup(s);
@@ -535,11 +539,12 @@ void tp_run_cfg_free(tp_run_cfg *c) {
 }
 
 double tp_run_lr_at(const tp_run_cfg *c, int step) {
-    if (c->warmup > 0 && step < c->warmup) return c->lr * (double)(step + 1) / (double)c->warmup;
-    if (!c->cosine) return c->lr;
-    int span = c->steps - c->warmup;
-    if (span <= 1) return c->lr;
-    double t = (double)(step - c->warmup) / (double)(span - 1);
-    double lo = c->lr * c->min_lr_ratio;
-    return lo + 0.5 * (c->lr - lo) * (1.0 + cos(M_PI * t));
+    /* HF semantics: get_constant_schedule_with_warmup / get_cosine_schedule_with_warmup */
+    if (c->cosine) {
+        tp_lr_schedule s = {TP_LR_WARMUP_COSINE, c->lr, c->lr * c->min_lr_ratio, c->warmup,
+                            c->steps};
+        return tp_lr_at(&s, step);
+    }
+    if (c->warmup > 0 && step < c->warmup) return c->lr * (double)step / (double)c->warmup;
+    return c->lr;
 }

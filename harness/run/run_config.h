@@ -75,8 +75,8 @@ typedef struct tp_run_cfg {
 tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *cfg, tp_err *err);
 void tp_run_cfg_free(tp_run_cfg *cfg);
 
-/* The learning rate at step s (0-based): linear warmup, then constant or cosine to
- * lr * min_lr_ratio at the last step. */
+/* The learning rate at step s (0-based), Hugging Face semantics: linear warmup from 0 over
+ * `warmup` steps, then constant, or cosine decay to lr * min_lr_ratio at the last step. */
 double tp_run_lr_at(const tp_run_cfg *cfg, int step);
 
 /* Runner internals shared by the run/ files. */

@@ -2,10 +2,9 @@
  * sender -> bridge -> receiver -> loss plugins, backward, clipping, AdamW, quick evals,
  * checkpoints and resume.
  *
- * AdamW follows torch.optim.AdamW (betas 0.9/0.999, eps 1e-8, decoupled decay applied as
- * p *= 1 - lr*wd before the Adam step) and clipping torch.nn.utils.clip_grad_norm_ (one global
- * L2 norm, coefficient max_norm / (norm + 1e-6) when below 1). Both run over the f32 parameter
- * storage in host memory, where the CPU backend keeps it. */
+ * The optimiser is the tensor core's (telepathy/optim.h): AdamW with torch semantics (betas
+ * 0.9/0.999, eps 1e-8, decoupled weight decay) and torch's global-norm clipping; its state tensors
+ * go into every checkpoint, so a resumed run continues with the same moments and step count. */
 #include "run/trainer.h"
 
 #include <math.h>
@@ -17,12 +16,10 @@
 
 #include "model/checkpoint.h"
 #include "model/transformer.h"
+#include "telepathy/optim.h"
 #include "run/batch.h"
 #include "util/fsutil.h"
 
-#define ADAM_B1      0.9
-#define ADAM_B2      0.999
-#define ADAM_EPS     1e-8
 #define METRIC_FLUSH 100
 #define MAX_TERMS    TP_RUN_MAX_LOSSES
 
@@ -38,8 +35,7 @@ struct tp_trainer {
     tp_params lp[TP_RUN_MAX_LOSSES];
     uint32_t needs;
     tp_params all; /* every trainable tensor (bridge first, then loss heads) */
-    tp_tensor *m1[TP_MAX_PARAMS], *m2[TP_MAX_PARAMS];
-    int64_t adam_t;
+    tp_adamw *opt;
     tp_dataset train;
     int have_train;
     int64_t *perm, perm_epoch;
@@ -270,18 +266,12 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
         if (st != TP_OK) goto fail;
     }
     /* optimiser state */
-    for (int i = 0; i < t->all.n; i++) {
-        tp_tensor *p = t->all.p[i];
-        t->m1[i] = tp_tensor_alloc(TP_F32, TP_CPU, p->ndim, p->shape, err);
-        t->m2[i] = tp_tensor_alloc(TP_F32, TP_CPU, p->ndim, p->shape, err);
-        if (!t->m1[i] || !t->m2[i]) {
-            st = err->code ? err->code : TP_ENOMEM;
-            goto fail;
-        }
-        tp_fill_value(t->m1[i], 0);
-        tp_fill_value(t->m2[i], 0);
-        snprintf(t->m1[i]->name, sizeof t->m1[i]->name, "%s.exp_avg", p->name);
-        snprintf(t->m2[i]->name, sizeof t->m2[i]->name, "%s.exp_avg_sq", p->name);
+    tp_adamw_cfg ac = tp_adamw_defaults();
+    ac.weight_decay = (float)cfg->weight_decay;
+    t->opt = tp_adamw_new(t->all.p, t->all.n, &ac, err);
+    if (!t->opt) {
+        st = err->code ? err->code : TP_ENOMEM;
+        goto fail;
     }
     *out = t;
     return TP_OK;
@@ -298,10 +288,7 @@ void tp_trainer_free(tp_trainer *t) {
         if (t->lstate[i]) t->lv[i]->destroy(t->lstate[i]);
         for (int j = 0; j < t->lp[i].n; j++) tp_tensor_free(t->lp[i].p[j]);
     }
-    for (int i = 0; i < TP_MAX_PARAMS; i++) {
-        if (t->m1[i]) tp_tensor_free(t->m1[i]);
-        if (t->m2[i]) tp_tensor_free(t->m2[i]);
-    }
+    if (t->opt) tp_adamw_free(t->opt);
     if (t->have_train) {
         const tp_task_vtable *tv = t->cfg->task->desc.vtable;
         tv->free_dataset(t->cfg->task_state, &t->train);
@@ -512,7 +499,7 @@ static tp_status batch_loss(tp_trainer *t, const tp_example *const *rows, int B,
 }
 
 static void zero_grads(tp_trainer *t) {
-    for (int i = 0; i < t->all.n; i++) tp_param_zero_grad(t->all.p[i]);
+    tp_adamw_zero_grad(t->opt);
 }
 
 tp_status tp_trainer_loss_once(tp_trainer *t, const int64_t *idx, int B, int do_backward,
@@ -534,53 +521,6 @@ tp_status tp_trainer_loss_once(tp_trainer *t, const int64_t *idx, int B, int do_
 }
 
 /* ---- optimiser ------------------------------------------------------------------------------- */
-
-static double clip_grads(tp_trainer *t, double max_norm) {
-    double ss = 0;
-    for (int i = 0; i < t->all.n; i++) {
-        tp_tensor *g = t->all.p[i]->grad;
-        if (!g) continue;
-        const float *d = g->data;
-        int64_t n = tp_numel(g);
-        for (int64_t k = 0; k < n; k++) ss += (double)d[k] * d[k];
-    }
-    double norm = sqrt(ss);
-    if (max_norm > 0) {
-        double coef = max_norm / (norm + 1e-6);
-        if (coef < 1.0)
-            for (int i = 0; i < t->all.n; i++) {
-                tp_tensor *g = t->all.p[i]->grad;
-                if (!g) continue;
-                float *d = g->data;
-                int64_t n = tp_numel(g);
-                for (int64_t k = 0; k < n; k++) d[k] = (float)(d[k] * coef);
-            }
-    }
-    return norm;
-}
-
-static void adamw_step(tp_trainer *t, double lr) {
-    t->adam_t++;
-    double bc1 = 1.0 - pow(ADAM_B1, (double)t->adam_t);
-    double bc2 = 1.0 - pow(ADAM_B2, (double)t->adam_t);
-    double wd = t->cfg->weight_decay;
-    for (int i = 0; i < t->all.n; i++) {
-        tp_tensor *p = t->all.p[i];
-        float *w = p->data, *m = t->m1[i]->data, *v = t->m2[i]->data;
-        const float *g = p->grad ? p->grad->data : NULL;
-        int64_t n = tp_numel(p);
-        for (int64_t k = 0; k < n; k++) {
-            double gk = g ? g[k] : 0.0;
-            double wk = w[k] * (1.0 - lr * wd);
-            double mk = ADAM_B1 * m[k] + (1 - ADAM_B1) * gk;
-            double vk = ADAM_B2 * v[k] + (1 - ADAM_B2) * gk * gk;
-            m[k] = (float)mk;
-            v[k] = (float)vk;
-            double denom = sqrt(vk / bc2) + ADAM_EPS;
-            w[k] = (float)(wk - lr * (mk / bc1) / denom);
-        }
-    }
-}
 
 /* ---- metrics, checkpoints -------------------------------------------------------------------- */
 
@@ -615,18 +555,14 @@ static tp_status save_ckpt(tp_trainer *t, const char *dir, int step, const tp_tr
                            tp_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/step_%08d.safetensors", dir, step);
-    tp_tensor *st_t[2 * TP_MAX_PARAMS];
-    for (int i = 0; i < t->all.n; i++) {
-        st_t[2 * i] = t->m1[i];
-        st_t[2 * i + 1] = t->m2[i];
-    }
-    tp_ckpt_state os = {2 * t->all.n, st_t};
+    tp_ckpt_state os = {0};
+    os.n = tp_adamw_state(t->opt, &os.t);
     char meta[1024];
     snprintf(meta, sizeof meta,
              "{\"plugin\":\"%s\",\"version\":\"%s\",\"step\":\"%d\",\"adam_t\":\"%lld\","
              "\"config_hash\":\"%s\"}",
-             t->cfg->bridge->desc.name, t->cfg->bridge->desc.version, step, (long long)t->adam_t,
-             t->cfg->hash);
+             t->cfg->bridge->desc.name, t->cfg->bridge->desc.version, step,
+             (long long)tp_adamw_steps(t->opt), t->cfg->hash);
     TP_TRY(tp_checkpoint_save(path, &t->all, &os, meta, err));
     if (sink && sink->checkpoint) TP_TRY(sink->checkpoint(sink->user, path, step, err));
     return TP_OK;
@@ -647,12 +583,8 @@ static const char *meta_value(const char *json, const char *key, char *buf, size
 
 tp_status tp_trainer_resume(tp_trainer *t, const char *path, const double *prior, int n_prior,
                             int *step, tp_err *err) {
-    tp_tensor *st_t[2 * TP_MAX_PARAMS];
-    for (int i = 0; i < t->all.n; i++) {
-        st_t[2 * i] = t->m1[i];
-        st_t[2 * i + 1] = t->m2[i];
-    }
-    tp_ckpt_state os = {2 * t->all.n, st_t};
+    tp_ckpt_state os = {0};
+    os.n = tp_adamw_state(t->opt, &os.t);
     char *meta = NULL;
     TP_TRY(tp_checkpoint_load(path, &t->all, &os, &meta, err));
     char b1[128], b2[128], b3[128];
@@ -673,7 +605,9 @@ tp_status tp_trainer_resume(tp_trainer *t, const char *path, const double *prior
         return tp_errf(err, TP_EFORMAT,
                        "checkpoint %s: step %d cannot be resumed (%d losses recorded, %d steps)",
                        path, sp, n_prior, t->cfg->steps);
-    t->adam_t = atoll(a);
+    if (atoll(a) != (long long)sp)
+        return tp_errf(err, TP_EFORMAT, "checkpoint %s: optimiser step %s at training step %d",
+                       path, a, sp);
     free(t->losses);
     t->losses = malloc(((size_t)t->cfg->steps + 1) * sizeof *t->losses);
     if (!t->losses) return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
@@ -740,9 +674,13 @@ tp_status tp_trainer_train(tp_trainer *t, const char *ckpt_dir, const tp_train_s
             st = ctx_err(t->ctx, err, "backward");
             break;
         }
-        double gnorm = clip_grads(t, c->clip);
+        double gnorm = tp_clip_grad_norm(t->all.p, t->all.n, c->clip);
         double lr = tp_run_lr_at(c, s);
-        adamw_step(t, lr);
+        st = tp_adamw_step(t->opt, (float)lr, err);
+        if (st != TP_OK) {
+            tp_err_prefix(err, "step %d (grad norm %g)", s, gnorm);
+            break;
+        }
         t->losses[s] = loss;
         t->step = s + 1;
         st = metric_push(t, "train/loss", s, loss, err);
