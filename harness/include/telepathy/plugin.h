@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define TP_ABI_MAJOR     1 /* incompatible change: loader refuses a different major */
-#define TP_ABI_MINOR     0 /* appended members: a plugin built for minor m runs on host minor >= m */
+#define TP_ABI_MINOR     1 /* appended members: a plugin built for minor m runs on host minor >= m */
 #define TP_ABI_VERSION   ((TP_ABI_MAJOR << 16) | TP_ABI_MINOR)
 #define TP_PLUGIN_ENTRY  "tp_plugin_init"
 #define TP_PLUGIN_EXPORT __attribute__((visibility("default")))
