@@ -39,6 +39,14 @@ static void test_shapes_and_logit_selection(void) {
         TP_CHECK(tu_rel_err(last, all + 4 * V, V, 1e-6) < 1e-6);
         TP_CHECK(tu_rel_err(last + V, all + (5 + 2) * V, V, 1e-6) < 1e-6);
     }
+    /* an i32 mask means the same as the f32 one */
+    int32_t mi[2 * 5] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    in.mask = tp_from_i32(ctx, TP_DIMS(2, 5), mi);
+    TP_CHECKF(tp_model_forward(m, ctx, &in, &out, &err) == TP_OK, "%s", err.msg);
+    float *last_i = tu_host(out.logits);
+    TP_CHECK(last && last_i && tu_rel_err(last_i, last, 2 * V, 1e-6) == 0.0);
+    free(last_i);
+    in.mask = tp_from_f32(ctx, TP_DIMS(2, 5), mask);
     int32_t lp[2 * 2] = {0, 3, 2, 1};
     in.logits = TP_LOGITS_AT;
     in.logit_pos = tp_from_i32(ctx, TP_DIMS(2, 2), lp);
