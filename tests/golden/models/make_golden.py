@@ -9,10 +9,11 @@ saves each with save_pretrained (safetensors) and records what the C engine must
           plus a long-position check (position_ids from 8190 and from 100000)
   mistral MistralForCausalLM, sliding_window 4 (sequences of 10, so the window matters),
           head_dim 24 != hidden/heads, saved bf16 (weights are bf16-exact, math in f32)
-  qwen2   Qwen2ForCausalLM, q/k/v bias, one KV head, tied embeddings, saved f16
+  qwen2   Qwen2ForCausalLM, q/k/v bias, one KV head, tied embeddings, saved f16 and sharded
+          (max_shard_size 64KB: model-0000k-of-0000n.safetensors + model.safetensors.index.json)
 
 Usage:  python3 make_golden.py OUT_DIR       (on the device: python3 tests/golden/models/make_golden.py $OUT)
-Writes: OUT_DIR/<name>/{config.json, model.safetensors, golden.bin} and OUT_DIR/summary.txt.
+Writes: OUT_DIR/<name>/{config.json, model*.safetensors [+ index], golden.bin}, OUT_DIR/summary.txt.
 
 golden.bin format (little-endian; llm.c habit of a magic + version):
   char[4]  magic "TPGD"
@@ -223,7 +224,7 @@ def hf_generate(model, ids, mask, eos):
     return out[:, ids.shape[1]:]
 
 
-def record(name, model, out_dir, seed, store_dtype, long_check):
+def record(name, model, out_dir, seed, store_dtype, long_check, shard=False):
     cfg = model.config
     vocab, L = cfg.vocab_size, cfg.num_hidden_layers
     r_ids, r_mask, l_ids, l_mask, l_pos, g_ids, g_mask, tgt = batches(vocab, seed + 1)
@@ -272,10 +273,13 @@ def record(name, model, out_dir, seed, store_dtype, long_check):
     d = os.path.join(out_dir, name)
     os.makedirs(d, exist_ok=True)
     save = copy.deepcopy(model).to(store_dtype)
+    kw = dict(max_shard_size="64KB") if shard else {}  # HF's own sharded layout + index.json
     try:
-        save.save_pretrained(d, safe_serialization=True)
+        save.save_pretrained(d, safe_serialization=True, **kw)
     except TypeError:  # transformers 5 always writes safetensors
-        save.save_pretrained(d)
+        save.save_pretrained(d, **kw)
+    if shard and not os.path.exists(os.path.join(d, "model.safetensors.index.json")):
+        log(f"  WARNING {name}: save_pretrained did not shard; the sharded path is not covered")
     for extra in ("generation_config.json",):
         p = os.path.join(d, extra)
         if os.path.exists(p):
@@ -322,7 +326,7 @@ def main():
                       max_position_embeddings=4096),
                  dict(rope_type="default", rope_theta=10000.0))
     randomise(qwen, 13, 0.08, torch.float16)
-    record("qwen2", qwen, out_dir, 300, torch.float16, False)
+    record("qwen2", qwen, out_dir, 300, torch.float16, False, shard=True)
 
     total = 0
     for root, _, files in os.walk(out_dir):
