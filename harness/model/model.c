@@ -216,13 +216,15 @@ static tp_status load_weights(tp_model *m, tp_st_model *st, const tp_model_load_
         }
         tp_tensor *src = tp_tensor_wrap(t->dtype, TP_CPU, t->ndim, t->shape, (void *)t->data, err);
         if (!src) {
-            s = tp_err_prefix(err, "%s: tensor '%s'", t->file, ws[i].name);
+            s = err ? err->code : TP_EINVAL;
+            tp_err_prefix(err, "%s: tensor '%s'", t->file, ws[i].name);
             break;
         }
         tp_tensor *dst = tp_tensor_alloc(o->weight_dtype, o->device, ws[i].ndim, ws[i].shape, err);
         if (!dst) {
             tp_tensor_free(src);
-            s = tp_err_prefix(err, "%s: tensor '%s'", t->file, ws[i].name);
+            s = err ? err->code : TP_ENOMEM;
+            tp_err_prefix(err, "%s: tensor '%s'", t->file, ws[i].name);
             break;
         }
         snprintf(dst->name, sizeof dst->name, "%s", ws[i].name);

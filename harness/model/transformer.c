@@ -136,11 +136,13 @@ tp_status tp_kv_cache_new(tp_kv_cache **out, const tp_model *m, int batch, int m
         kc->mask = tp_tensor_alloc(TP_F32, m->device, 2, mshape, err);
         if (!kc->mask) s = err ? err->code : TP_ENOMEM;
     }
-    if (s == TP_OK) s = tp_fill_value(kc->mask, 0.0);
+    if (s == TP_OK && (s = tp_fill_value(kc->mask, 0.0)) != TP_OK)
+        tp_errf(err, s, "cannot clear the key mask");
     if (s != TP_OK) {
         tp_kv_cache_free(kc);
-        return tp_err_prefix(err, "kv cache (%d layers, batch %d, %d positions)",
-                             c->num_hidden_layers, batch, max_len);
+        tp_err_prefix(err, "kv cache (%d layers, batch %d, %d positions)", c->num_hidden_layers,
+                      batch, max_len);
+        return s;
     }
     *out = kc;
     return TP_OK;
@@ -367,24 +369,31 @@ tp_status tp_model_forward(tp_model *m, tp_ctx *ctx, const tp_fwd_in *in, tp_fwd
     }
     tp_tensor *key_mask = NULL;
     if (in->mask) key_mask = in->mask->dtype == TP_F32 ? in->mask : tp_cast(ctx, in->mask, TP_F32);
-    if (kc) {
+    if (!x || !pos || (in->mask && !key_mask)) return ctx_err(ctx, err, nm);
+    if (kc) { /* this step's mask joins the cached one; attention sees all S keys */
         tp_tensor *dst = tp_slice(ctx, kc->mask, 1, kc->len, T);
-        if (dst) {
-            tp_status s = key_mask ? tp_copy_into(dst, key_mask, err) : tp_fill_value(dst, 1.0);
-            if (s != TP_OK) return tp_err_prefix(err, "%s: kv cache mask", nm);
+        if (!dst) return ctx_err(ctx, err, nm);
+        tp_status s = TP_OK;
+        if (key_mask)
+            s = tp_copy_into(dst, key_mask, err);
+        else if ((s = tp_fill_value(dst, 1.0)) != TP_OK)
+            tp_errf(err, s, "cannot fill the mask");
+        if (s != TP_OK) {
+            tp_err_prefix(err, "%s: kv cache mask", nm);
+            return s;
         }
         key_mask = tp_slice(ctx, kc->mask, 1, 0, kc->len + T);
+        if (!key_mask) return ctx_err(ctx, err, nm);
     }
-    if (!x || !pos || (in->mask && !key_mask) || (kc && !key_mask)) return ctx_err(ctx, err, nm);
 
     for (int i = 0; i < in->n_hidden; i++)
         if (in->hidden_layers[i] == 0) out->hidden[i] = x;
-    tp_status s = TP_OK;
     for (int l = 0; l < need; l++) {
         x = layer_forward(m, ctx, l, x, pos, key_mask, kc, err);
         if (!x) {
-            s = ctx_err(ctx, err, nm);
-            return tp_err_prefix(err, "layer %d", l);
+            tp_status s = ctx_err(ctx, err, nm);
+            tp_err_prefix(err, "layer %d", l);
+            return s;
         }
         for (int i = 0; i < in->n_hidden; i++)
             if (in->hidden_layers[i] == l + 1 && l + 1 < N) out->hidden[i] = x;
@@ -412,5 +421,5 @@ tp_status tp_model_forward(tp_model *m, tp_ctx *ctx, const tp_fwd_in *in, tp_fwd
         if (!out->logits) return ctx_err(ctx, err, nm);
     }
     if (kc) kc->len += (int)T;
-    return s;
+    return TP_OK;
 }
