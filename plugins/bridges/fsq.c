@@ -2,21 +2,25 @@
  * [5]x32, optional; the study's telepathy/latent_bridge_v15.py; Mentzer et al. 2023, "Finite
  * Scalar Quantization: VQ-VAE Made Simple").
  *
- * What it adds: a bridge named "fsq". With levels L_1..L_d (option, e.g. "8,8,8,8,8,8,8,8"):
- *   y    = Perceiver resampler of the sender states           [B,M,W]   (resampler.h)
- *   z    = y W_in^T + b_in                                    [B,M,d]   one scalar per level
- *   variant = exact (the paper's; exactly L_j values per dimension):
- *     b_j = tanh(z_j + atanh(o_j / a_j)) * a_j - o_j,  a_j = (L_j - 1)(1 - 1e-3)/2,
- *           o_j = 0.5 for even L_j else 0
+ * What it adds: a bridge named "fsq". Levels L_1..L_d come from the option levels: "8x8"
+ * (eight 8s), "5x32", "5:5:4" or "5,5,4" (':' fits inside a "k=v,k=v" option list).
+ *   y    = Perceiver resampler of the sender states     [B,M,W]   (resampler.h)
+ *   z    = y W_in^T + b_in                              [B,M,d]   one scalar per level
+ *   variant = exact (the paper's bound, exactly L_j values per dimension):
+ *     a_j = (L_j - 1)(1 + 1e-3)/2,  o_j = 0.5 for even L_j else 0
+ *     b_j = tanh(z_j + atanh(o_j / a_j)) * a_j - o_j
  *     q_j = round(b_j) / floor(L_j / 2)
- *   variant = study (latent_bridge_v15.py: for even L only L-1 values are reachable):
+ *     ((1 + eps) as vector-quantize-pytorch has it: with (1 - eps), L = 2 needs atanh(> 1))
+ *   variant = study (latent_bridge_v15.py; for even L only L - 1 values are reachable):
  *     b_j = tanh(z_j) * (L_j - 1)/2,  q_j = round(b_j) / ((L_j - 1)/2)
- *   round is straight-through (forward round, backward identity), done as a nearest-neighbour
- *   match of each scalar against that dimension's integer grid (tp_vq_nearest on [N,1]).
- *   x    = q W_out^T + b_out                                  [B,M,d_r]
+ *     rounded onto the grid -floor((L_j-1)/2)..floor((L_j-1)/2) (where tanh saturates to
+ *     exactly +-1, torch.round could leave it; here it rounds inwards)
+ *   x    = q W_out^T + b_out                            [B,M,d_r]
  *   soft = RMSNorm(x) * alpha
- * Projections have nn.Linear's default init. There is no codebook and no auxiliary loss.
- * Aux outputs: "fsq_z" [N,d] (z before the bound) and "fsq_q" [N,d] (the quantised values).
+ * round is straight-through (forward round, backward identity), done as a nearest-neighbour
+ * match of each scalar against its dimension's integer grid (tp_vq_nearest on [n,1]), so it
+ * runs on every backend. Projections have nn.Linear's default init. No codebook, no auxiliary
+ * loss. Aux outputs: "fsq_z" [N,d] (z before the bound), "fsq_q" [N,d] (the quantised values).
  * Metrics: alpha; fsq_perplexity = exp(H) of this batch's code histogram (a code = the tuple
  * of the d rounded values); fsq_unique = distinct codes / N (the study's "diversity").
  *
@@ -44,8 +48,8 @@ TP_PLUGIN_DEFINE_API;
 
 static const tp_option_spec fsq_options[] = {
     RS_OPTIONS,
-    {"levels", TP_OPT_STRING, "8,8,8,8,8,8,8,8", 1, 0, NULL,
-     "comma-separated levels per FSQ dimension (each 2..1024)"},
+    {"levels", TP_OPT_STRING, "8x8", 1, 0, NULL,
+     "levels per FSQ dimension, 2..1024 each: L or LxN (N copies), separated by ',' or ':'"},
     {"variant", TP_OPT_ENUM, "exact", 1, 0, "exact|study",
      "exact: the FSQ paper's bound (L values per dim); study: tanh*(L-1)/2 as the study coded it"},
     BU_ALPHA_OPTIONS,
@@ -70,29 +74,38 @@ static void fsq_destroy(void *state) {
     free(s);
 }
 
+/* "8,8,8" or "8x8" (eight 8s) or "5x4:3": items L or LxN separated by ',' or ':' (':' fits
+ * inside a "k=v,k=v" option list). */
 static tp_status fsq_parse_levels(fsq_state *s, const char *txt, tp_err *err) {
     const char *p = txt ? txt : "";
     s->nd = 0;
     while (*p) {
         char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 2 || v > FSQ_MAX_LEVEL || (*end && *end != ','))
+        long v = strtol(p, &end, 10), rep = 1;
+        if (end != p && *end == 'x') {
+            const char *r = end + 1;
+            rep = strtol(r, &end, 10);
+            if (end == r) rep = 0;
+        }
+        if (end == p || v < 2 || v > FSQ_MAX_LEVEL || rep < 1 ||
+            (*end && *end != ',' && *end != ':'))
             return BU_API->errf(err, TP_EINVAL,
-                                FSQ_NAME ": option levels = '%s': expected comma-separated "
-                                         "integers 2..%d (e.g. 8,8,8,8,8,8,8,8)",
+                                FSQ_NAME
+                                ": option levels = '%s': expected levels 2..%d as L or "
+                                "LxN (N copies) separated by ',' or ':' (e.g. 8x8 or 5:5:4)",
                                 txt, FSQ_MAX_LEVEL);
-        if (s->nd >= FSQ_MAX_DIMS)
+        if (s->nd + rep > FSQ_MAX_DIMS)
             return BU_API->errf(err, TP_EINVAL, FSQ_NAME ": option levels: more than %d values",
                                 FSQ_MAX_DIMS);
-        s->level[s->nd++] = (int)v;
+        for (long i = 0; i < rep; i++) s->level[s->nd++] = (int)v;
         p = *end ? end + 1 : end;
-        if (*end == ',' && !*p)
-            return BU_API->errf(err, TP_EINVAL, FSQ_NAME ": option levels = '%s': trailing comma",
-                                txt);
+        if (*end && !*p)
+            return BU_API->errf(err, TP_EINVAL, FSQ_NAME ": option levels = '%s': trailing '%c'",
+                                txt, *end);
     }
     if (s->nd == 0)
         return BU_API->errf(err, TP_EINVAL,
-                            FSQ_NAME ": option levels is empty: expected e.g. 8,8,8,8,8,8,8,8");
+                            FSQ_NAME ": option levels is empty: expected e.g. 8x8 or 5:5:4");
     s->uniform = 1;
     for (int j = 0; j < s->nd; j++) {
         int l = s->level[j];
@@ -105,7 +118,7 @@ static tp_status fsq_parse_levels(fsq_state *s, const char *txt, tp_err *err) {
             s->lo[j] = -s->hi[j];
             s->inv_width[j] = 1.0f / s->half[j];
         } else {
-            double a = (l - 1) * (1 - FSQ_EPS) / 2, o = l % 2 == 0 ? 0.5 : 0.0;
+            double a = (l - 1) * (1 + FSQ_EPS) / 2, o = l % 2 == 0 ? 0.5 : 0.0;
             s->half[j] = (float)a;
             s->offset[j] = (float)o;
             s->shift[j] = (float)atanh(o / a);

@@ -170,6 +170,7 @@ __attribute__((unused)) static double grad_check(fixture *f, inst *in, tp_tensor
     tp_ctx *c = tp_ctx_new(TP_CPU);
     static float r[GC_MAX_OUT];
     double worst = 0;
+    const char *worst_name = "";
     for (int i = 0; i < in->params.n; i++) {
         float *p = in->params.p[i]->data;
         for (int64_t k = 0; k < tp_numel(in->params.p[i]); k++) p[k] += 0.05f * lcg_unit(&seed);
@@ -222,10 +223,14 @@ __attribute__((unused)) static double grad_check(fixture *f, inst *in, tp_tensor
         TP_CHECKF(sqrt(db) > 1e-7, "param %s has an all-zero gradient", p->name);
         TP_CHECKF(rel < 2e-2, "param %s: relative grad error %g (|g| %g, |fd| %g)", p->name, rel,
                   sqrt(db), sqrt(da));
-        if (rel > worst) worst = rel;
+        if (rel > worst) {
+            worst = rel;
+            worst_name = p->name;
+        }
     }
-    fprintf(stderr, "  %s: %d params, worst relative grad error %.3g\n", f->plugin->desc.name,
-            in->params.n, worst);
+    fprintf(stderr, "  %s%s%s: %d params, worst relative grad error %.3g (%s)\n",
+            f->plugin->desc.name, which ? " " : "", which ? which : "", in->params.n, worst,
+            worst_name);
 done:
     tp_ctx_free(c);
     return worst;
