@@ -1,7 +1,7 @@
 /* cuda_attention.cu — CUDA scaled-dot-product attention with grouped KV heads, causal mask with
  * q_offset, sliding window and key padding (semantics of cpu_attention.c).
  * Forward: a fused flash-style kernel, one warp per query row: the row of q sits in registers
- * (Dh <= 256), keys stream through with an online softmax, so no score matrix is written; the row
+ * (Dh <= 512), keys stream through with an online softmax, so no score matrix is written; the row
  * log-sum-exp is saved for backward (-inf for a row that sees no key: its output is 0).
  * Backward: through GEMMs, since the study's sequences are short: the G = H/Hkv query heads of a
  * KV group are contiguous in q, so q viewed as [B*Hkv, G*T, Dh] against k [B*Hkv, S, Dh] makes
@@ -127,8 +127,10 @@ tp_status tp_cu_attention_fwd(tp_ctx *ctx, tp_node *n) {
         k_attn_fwd<4><<<blocks, 128, 0, tp_cu_stream>>>(a);
     else if (a.Dh <= 256)
         k_attn_fwd<8><<<blocks, 128, 0, tp_cu_stream>>>(a);
+    else if (a.Dh <= 512)
+        k_attn_fwd<16><<<blocks, 128, 0, tp_cu_stream>>>(a);
     else
-        return tp_ctx_fail(ctx, TP_EUNSUP, "op 'attention' on cuda: head dim %lld > 256",
+        return tp_ctx_fail(ctx, TP_EUNSUP, "op 'attention' on cuda: head dim %lld > 512",
                            (long long)a.Dh);
     CUDA_LAUNCH_CHECK(ctx, "attention");
     return TP_OK;

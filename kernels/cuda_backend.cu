@@ -115,7 +115,7 @@ static tp_status cu_copy(void *dst, tp_device dd, const void *src, tp_device sd,
 static int cu_supports(const tp_node *n) {
     switch (n->op) {
     case TP_OP_ATTENTION:
-        return n->in[0]->shape[3] <= 256; /* one warp holds a query row in registers */
+        return n->in[0]->shape[3] <= 512; /* one warp holds a query row in registers */
     default:
         return 1;
     }
@@ -169,6 +169,8 @@ static void fill_table(void) {
     t.memset0 = cu_memset0;
     t.copy = cu_copy;
     t.host_accessible = 0;
+    t.copy_strided = tp_cu_copy_strided_hook;
+    t.fill = tp_cu_fill_hook;
     g_table = t;
 }
 

@@ -165,6 +165,9 @@ static inline int tp_cu_row_threads(int64_t D) {
 /* Converts (any dtype, contiguous) src into a new contiguous arena tensor of dtype dt; returns
  * src itself when it already has dt. NULL after failing the ctx. */
 tp_tensor *tp_cu_as_dtype(tp_ctx *ctx, tp_tensor *src, tp_dtype dt);
+/* Backend hooks (copy_strided, fill) of tp_backend_fns. */
+tp_status tp_cu_copy_strided_hook(const tp_tensor *dst, const tp_tensor *src);
+tp_status tp_cu_fill_hook(const tp_tensor *t, double v);
 /* Reads the device error word set by range-checking kernels (ids, targets) and clears it;
  * returns the first offending flat index + 1, or 0. Synchronises the stream. */
 tp_status tp_cu_take_range_error(tp_ctx *ctx, int64_t *bad, int32_t *value);

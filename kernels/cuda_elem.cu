@@ -4,6 +4,7 @@
  * conversion for other kernels, Philox fills and the AdamW step of tp_cuda.h. Inputs are read
  * through 4-dim strides; outputs and grads are contiguous (flat index k). */
 #include <math.h>
+#include <stdio.h>
 
 #include "cuda_common.h"
 #include "tp_cuda.h"
@@ -47,6 +48,45 @@ static tp_status accum_view(tp_ctx *ctx, const tp_tensor *dst, const tp_tensor *
     tp_cu_t4 d = tp_cu_view(dst), s = tp_cu_view(src);
     k_accum<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(d, s, n);
     CUDA_LAUNCH_CHECK(ctx, "accum");
+    return TP_OK;
+}
+
+__global__ void k_fill(tp_cu_t4 d, float v, int32_t iv, int64_t n) {
+    GRID_LOOP(k, n) {
+        int64_t od = off4(k, d.sh, d.st);
+        if (d.dt == TP_I32)
+            ((int32_t *)d.p)[od] = iv;
+        else
+            stf((void *)d.p, d.dt, od, v);
+    }
+}
+
+/* backend hooks used by tp_copy_into / tp_fill_value (no ctx: errors print and return) */
+tp_status tp_cu_copy_strided_hook(const tp_tensor *dst, const tp_tensor *src) {
+    int64_t n = tp_numel(dst);
+    if (!n) return TP_OK;
+    k_copy<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(tp_cu_view(dst), tp_cu_view(src),
+                                                                n);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        fprintf(stderr, "telepathy: cuda: %s:%d: strided copy: %s\n", __FILE__, __LINE__,
+                cudaGetErrorString(e));
+        return TP_ECUDA;
+    }
+    return TP_OK;
+}
+
+tp_status tp_cu_fill_hook(const tp_tensor *t, double v) {
+    int64_t n = tp_numel(t);
+    if (!n) return TP_OK;
+    k_fill<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(tp_cu_view(t), (float)v, (int32_t)v,
+                                                                n);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) {
+        fprintf(stderr, "telepathy: cuda: %s:%d: fill: %s\n", __FILE__, __LINE__,
+                cudaGetErrorString(e));
+        return TP_ECUDA;
+    }
     return TP_OK;
 }
 

@@ -95,6 +95,10 @@ typedef struct tp_backend_fns {
     tp_status (*copy)(void *dst, tp_device dst_dev, const void *src, tp_device src_dev,
                       size_t bytes);
     int host_accessible; /* device memory can be read by the CPU (managed memory) */
+    /* optional (kernels/): device-side strided copy with dtype conversion, both tensors on this
+     * device (KV-cache writes into slices), and a fill of any-strided device tensor with v */
+    tp_status (*copy_strided)(const tp_tensor *dst, const tp_tensor *src);
+    tp_status (*fill)(const tp_tensor *t, double v);
 } tp_backend_fns;
 
 /* Installs the CUDA table (kernels/ calls this at start-up). NULL unregisters. */

@@ -298,6 +298,10 @@ tp_status tp_fill_uniform(tp_tensor *t, float lo, float hi, tp_rng *rng) {
     return fill_with(t, 1, lo, hi, 0, rng);
 }
 tp_status tp_fill_value(tp_tensor *t, double v) {
+    if (t && t->device != TP_CPU) { /* strided device fills stay on the device */
+        const tp_backend_fns *be = tp_backend_get(t->device);
+        if (be && be->fill) return be->fill(t, v);
+    }
     if (t && v == 0.0 && tp_is_contiguous(t)) {
         size_t bytes = (size_t)tp_numel(t) * tp_dtype_size(t->dtype);
         if (t->device == TP_CPU) {
@@ -328,6 +332,15 @@ tp_status tp_copy_into(tp_tensor *dst, const tp_tensor *src, tp_err *err) {
     size_t bytes = (size_t)tp_numel(src) * tp_dtype_size(src->dtype);
     if (dst->dtype == src->dtype && tp_is_contiguous(dst) && tp_is_contiguous(src))
         return dev_copy(dst->data, dst->device, src->data, src->device, bytes, err);
+    if (dst->device != TP_CPU && dst->device == src->device) { /* e.g. KV-cache slice writes */
+        const tp_backend_fns *be = tp_backend_get(dst->device);
+        if (be && be->copy_strided) {
+            tp_status cs = be->copy_strided(dst, src);
+            return cs ? tp_errf(err, cs, "copy_into: device copy %s -> %s failed", TP_SHAPE(src),
+                                TP_SHAPE(dst))
+                      : TP_OK;
+        }
+    }
     /* otherwise stage through the host: bring src over contiguous, convert, send */
     tp_tensor hs = *src, hd = *dst;
     void *sb = tp_core_malloc(bytes ? bytes : 1);
@@ -372,8 +385,18 @@ tp_status tp_to_f32_buffer(const tp_tensor *t, float *dst, tp_err *err) {
     memcpy(h.shape, t->shape, sizeof h.shape);
     tp_contig_strides(t->ndim, t->shape, h.stride);
     if (t->dtype == TP_I32) { /* ids as floats, for inspection */
-        if (t->device != TP_CPU)
-            return tp_errf(err, TP_EUNSUP, "to_f32_buffer: i32 tensor on cuda");
+        /* device ids (token ids, positions) are fetched when contiguous */
+        if (t->device != TP_CPU) {
+            if (!tp_is_contiguous(t))
+                return tp_errf(err, TP_EUNSUP, "to_f32_buffer: non-contiguous i32 tensor on cuda");
+            int64_t n = tp_numel(t);
+            int32_t *tmp = tp_core_malloc((size_t)(n ? n : 1) * sizeof *tmp);
+            if (!tmp) return tp_errf(err, TP_ENOMEM, "to_f32_buffer: out of memory");
+            tp_status s = dev_copy(tmp, TP_CPU, t->data, t->device, (size_t)n * sizeof *tmp, err);
+            for (int64_t i = 0; s == TP_OK && i < n; i++) dst[i] = (float)tmp[i];
+            tp_core_free(tmp);
+            return s;
+        }
         int64_t sh[4], st[4];
         tp_shape4(t, sh, st);
         int64_t k = 0;

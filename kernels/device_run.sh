@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# device_run.sh — the whole GPU check in one call, run from the repo root on the GPU machine.
+# Needs the binaries packed by kernels/pack.sh here (carry [".carry"]; or a carried build-cuda
+# with the same files). Stages, each with its own timeout, each run whatever failed before:
+#   1 env      nvidia-smi, driver/runtime, library lookup
+#   2 ops      tests/test_cuda_ops: every CUDA op (f32/bf16/f16) and backward vs the CPU
+#   3 core     tests/test_ops: core's op table, each case also compared on CUDA
+#   4 model    tests/test_cuda_model: tiny golden models on CUDA vs CPU (f32 and bf16 weights,
+#              padded batches, KV-cache decode) and a short training run on CUDA vs CPU
+#   5 bench    telepathy bench: the study's cases on the real shapes, ours and peer_torch.py
+# Writes at most 8 files under $OUT: summary.txt, bench.json, bench.md, logs/<stage>.log.
+# Budget: about 10 minutes in all (TP_BENCH_TIMEOUT etc. override the stage limits).
+set -u
+OUT=${OUT:-/tmp/tp_out}
+mkdir -p "$OUT/logs"
+ROOT=$(pwd)
+BIN=/tmp/tp_bin
+mkdir -p "$BIN"
+if [ -f .carry/cuda-bins.tar.xz ]; then
+  tar -C "$BIN" -xJf .carry/cuda-bins.tar.xz
+elif [ -x build-cuda/telepathy ]; then
+  cp -r build-cuda/telepathy build-cuda/tests "$BIN"/
+fi
+# cuBLAS: the system toolkit's, else the pip wheel's
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda-13.0/lib64; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+done
+PYLIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(os.path.dirname(nvidia.cublas.__file__), "lib"))' 2>/dev/null || true)
+[ -n "$PYLIB" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PYLIB"
+export TP_SOURCE_DIR="$ROOT" TP_BUILD_DIR="$BIN"
+
+START=$(date +%s)
+declare -A RC T0
+stage() { # name timeout command...
+  local name=$1 to=$2
+  shift 2
+  local t=$(date +%s)
+  echo "=== $name: $*" | tee -a "$OUT/summary.txt"
+  timeout --kill-after=10 "$to" "$@" >"$OUT/logs/$name.log" 2>&1
+  RC[$name]=$?
+  T0[$name]=$(($(date +%s) - t))
+  tail -n 4 "$OUT/logs/$name.log" | sed 's/^/    /' | tee -a "$OUT/summary.txt"
+}
+
+: >"$OUT/summary.txt"
+stage env 60 bash -c "nvidia-smi; echo; ldd $BIN/telepathy | grep -i -E 'cu|blas|not found'; \
+  $BIN/telepathy version; cat .carry/cuda-bins.commit 2>/dev/null; git rev-parse --short HEAD"
+stage ops ${TP_OPS_TIMEOUT:-120} "$BIN/tests/test_cuda_ops"
+stage core ${TP_CORE_TIMEOUT:-60} "$BIN/tests/test_ops"
+stage model ${TP_MODEL_TIMEOUT:-90} "$BIN/tests/test_cuda_model"
+LEFT=$((${TP_TOTAL_BUDGET:-570} - ($(date +%s) - START)))
+[ "$LEFT" -lt 60 ] && LEFT=60
+stage bench ${TP_BENCH_TIMEOUT:-$LEFT} "$BIN/telepathy" bench --device cuda \
+  --batches "${TP_BENCH_BATCHES:-1,8,32}" --iters "${TP_BENCH_ITERS:-5}" \
+  --db "$OUT/logs/results.db.tmp" --json "$OUT/bench.json" --md "$OUT/bench.md" \
+  --peer "$ROOT/bench/peer_torch.py"
+rm -f "$OUT/logs/results.db.tmp"* # the table is in bench.json/md; keep the file count low
+
+{
+  echo
+  echo "stage   rc   seconds"
+  for s in env ops core model bench; do
+    r=${RC[$s]:-?}
+    [ "$r" = 77 ] && r="77 (skipped: no GPU)"
+    [ "$r" = 124 ] && r="124 (timeout)"
+    printf "%-7s %-4s %s\n" "$s" "$r" "${T0[$s]:-?}"
+  done
+  echo
+  [ -f "$OUT/bench.md" ] && cat "$OUT/bench.md"
+} | tee -a "$OUT/summary.txt"
