@@ -334,35 +334,55 @@ tp_status tp_tokenizer_encode(const tp_tokenizer *t, const char *text, int add_b
 
 /* ---- decode ----------------------------------------------------------------------------- */
 
+/* A list of token strings in one buffer (decoders map lists to lists; one allocation per list
+ * rather than per token keeps decode cheap). */
 typedef struct tok {
-    char *s;
+    const char *s;
     size_t n;
 } tok;
 
 typedef struct toks {
-    tok *v;
-    int n, cap;
+    char *buf;
+    size_t len, cap;
+    size_t *off, *tn;
+    int n, ncap;
 } toks;
 
+static tok tok_at(const toks *l, int i) {
+    return (tok){l->buf + l->off[i], l->tn[i]};
+}
+
 static int toks_push(toks *l, const char *s, size_t n) {
-    if (l->n == l->cap) {
-        int cap = l->cap ? l->cap * 2 : 16;
-        tok *v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v) return -1;
-        l->v = v;
+    if (l->n == l->ncap) {
+        int cap = l->ncap ? l->ncap * 2 : 16;
+        size_t *o = realloc(l->off, (size_t)cap * sizeof *o);
+        if (!o) return -1;
+        l->off = o;
+        size_t *t = realloc(l->tn, (size_t)cap * sizeof *t);
+        if (!t) return -1;
+        l->tn = t;
+        l->ncap = cap;
+    }
+    if (l->len + n + 1 > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        while (cap < l->len + n + 1) cap *= 2;
+        char *b = realloc(l->buf, cap);
+        if (!b) return -1;
+        l->buf = b;
         l->cap = cap;
     }
-    char *d = malloc(n + 1);
-    if (!d) return -1;
-    memcpy(d, s, n);
-    d[n] = 0;
-    l->v[l->n++] = (tok){d, n};
+    memcpy(l->buf + l->len, s, n);
+    l->off[l->n] = l->len;
+    l->tn[l->n++] = n;
+    l->len += n;
+    l->buf[l->len] = 0;
     return 0;
 }
 
 static void toks_free(toks *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i].s);
-    free(l->v);
+    free(l->buf);
+    free(l->off);
+    free(l->tn);
     memset(l, 0, sizeof *l);
 }
 
@@ -440,12 +460,13 @@ static int apply_decoder(const tp_tok_dec *d, toks *in, toks *out) {
     switch (d->type) {
     case TP_DEC_BYTELEVEL: { /* fuses everything, then lossy UTF-8 */
         size_t total = 0;
-        for (int i = 0; i < in->n; i++) total += in->v[i].n;
+        for (int i = 0; i < in->n; i++) total += in->tn[i];
         unsigned char *b = malloc(total + 1);
         if (!b) return -1;
         size_t o = 0;
         for (int i = 0; i < in->n; i++) {
-            const tok *x = &in->v[i];
+            tok xv = tok_at(in, i);
+            const tok *x = &xv;
             size_t o0 = o;
             int all = 1;
             for (size_t j = 0; j < x->n;) {
@@ -470,15 +491,18 @@ static int apply_decoder(const tp_tok_dec *d, toks *in, toks *out) {
         break;
     }
     case TP_DEC_REPLACE:
-        for (int i = 0; i < in->n; i++)
-            oom |= replace_all(&in->v[i], d->arg, d->arg_len, d->arg2, d->arg2_len, out);
+        for (int i = 0; i < in->n; i++) {
+            tok xv = tok_at(in, i);
+            oom |= replace_all(&xv, d->arg, d->arg_len, d->arg2, d->arg2_len, out);
+        }
         break;
     case TP_DEC_BYTEFALLBACK: {
         unsigned char *pend = malloc((size_t)in->n + 1);
         if (!pend) return -1;
         int np = 0;
         for (int i = 0; i <= in->n; i++) {
-            int b = i < in->n ? parse_byte_token(&in->v[i]) : -1;
+            tok xv = i < in->n ? tok_at(in, i) : (tok){"", 0};
+            int b = i < in->n ? parse_byte_token(&xv) : -1;
             if (b >= 0) {
                 pend[np++] = (unsigned char)b;
                 continue;
@@ -497,25 +521,27 @@ static int apply_decoder(const tp_tok_dec *d, toks *in, toks *out) {
                     for (int j = 0; j < np; j++) oom |= toks_push(out, "\xEF\xBF\xBD", 3);
                 np = 0;
             }
-            if (i < in->n) oom |= toks_push(out, in->v[i].s, in->v[i].n);
+            if (i < in->n) oom |= toks_push(out, xv.s, xv.n);
         }
         free(pend);
         break;
     }
     case TP_DEC_FUSE: {
         size_t total = 0;
-        for (int i = 0; i < in->n; i++) total += in->v[i].n;
+        for (int i = 0; i < in->n; i++) total += in->tn[i];
         char *b = malloc(total + 1);
         if (!b) return -1;
         size_t o = 0;
-        for (int i = 0; i < in->n; i++) memcpy(b + o, in->v[i].s, in->v[i].n), o += in->v[i].n;
+        for (int i = 0; i < in->n; i++)
+            memcpy(b + o, in->buf + in->off[i], in->tn[i]), o += in->tn[i];
         oom |= toks_push(out, b, o);
         free(b);
         break;
     }
     case TP_DEC_STRIP: /* per token: up to n_start leading / n_stop trailing copies of arg */
         for (int i = 0; i < in->n; i++) {
-            const tok *x = &in->v[i];
+            tok xv = tok_at(in, i);
+            const tok *x = &xv;
             size_t s = 0, e = x->n, L = (size_t)d->arg_len;
             for (int k = 0; k < d->n_start && s + L <= e && memcmp(x->s + s, d->arg, L) == 0; k++)
                 s += L;
@@ -528,9 +554,11 @@ static int apply_decoder(const tp_tok_dec *d, toks *in, toks *out) {
     case TP_DEC_METASPACE:
         for (int i = 0; i < in->n; i++) {
             toks tmp = {0};
-            oom |= replace_all(&in->v[i], d->arg, d->arg_len, " ", 1, &tmp);
+            tok xv = tok_at(in, i);
+            oom |= replace_all(&xv, d->arg, d->arg_len, " ", 1, &tmp);
             if (tmp.n) {
-                const tok *x = &tmp.v[0];
+                tok x0 = tok_at(&tmp, 0);
+                const tok *x = &x0;
                 size_t s = (i == 0 && d->prepend_first && x->n && x->s[0] == ' ') ? 1 : 0;
                 oom |= toks_push(out, x->s + s, x->n - s);
             }
@@ -573,7 +601,7 @@ tp_status tp_tokenizer_decode(const tp_tokenizer *t, const int32_t *ids, int n, 
     }
     /* HF joins what the decoders leave; with no decoder at all it joins with spaces */
     size_t total = 1;
-    for (int i = 0; i < cur.n; i++) total += cur.v[i].n + 1;
+    for (int i = 0; i < cur.n; i++) total += cur.tn[i] + 1;
     char *s = malloc(total);
     if (!s) {
         toks_free(&cur);
@@ -582,8 +610,8 @@ tp_status tp_tokenizer_decode(const tp_tokenizer *t, const int32_t *ids, int n, 
     size_t o = 0;
     for (int i = 0; i < cur.n; i++) {
         if (i && t->n_dec == 0) s[o++] = ' ';
-        memcpy(s + o, cur.v[i].s, cur.v[i].n);
-        o += cur.v[i].n;
+        memcpy(s + o, cur.buf + cur.off[i], cur.tn[i]);
+        o += cur.tn[i];
     }
     s[o] = 0;
     toks_free(&cur);

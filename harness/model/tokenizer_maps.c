@@ -225,22 +225,26 @@ static int byte_is_printable(unsigned b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
 }
 
+static uint16_t g_byte_cp[256];
+static int16_t g_cp_byte[324];
+static pthread_once_t g_bl_once = PTHREAD_ONCE_INIT;
+
+/* bytes_to_unicode: the n-th non-printable byte (in byte order) maps to 256 + n */
+static void bl_init(void) {
+    unsigned n = 0;
+    for (int i = 0; i < 324; i++) g_cp_byte[i] = -1;
+    for (unsigned b = 0; b < 256; b++) {
+        g_byte_cp[b] = (uint16_t)(byte_is_printable(b) ? b : 256 + n++);
+        g_cp_byte[g_byte_cp[b]] = (int16_t)b;
+    }
+}
+
 uint32_t tp_tok_byte_to_cp(unsigned b) {
-    if (byte_is_printable(b)) return b;
-    /* the n-th non-printable byte (in byte order) maps to 256 + n */
-    uint32_t n = 0;
-    for (unsigned x = 0; x < b; x++) n += !byte_is_printable(x);
-    return 256 + n;
+    pthread_once(&g_bl_once, bl_init);
+    return g_byte_cp[b & 0xFF];
 }
 
 int tp_tok_cp_to_byte(uint32_t cp) {
-    if (cp < 256) return byte_is_printable(cp) ? (int)cp : -1;
-    if (cp >= 256 + 68) return -1;
-    uint32_t n = cp - 256;
-    for (unsigned x = 0; x < 256; x++) {
-        if (byte_is_printable(x)) continue;
-        if (n == 0) return (int)x;
-        n--;
-    }
-    return -1;
+    pthread_once(&g_bl_once, bl_init);
+    return cp < 324 ? g_cp_byte[cp] : -1;
 }

@@ -121,15 +121,22 @@ static tp_status tr_train(trainer *tr, int target, const char *path, tp_err *err
     int max_merges = target > tr->n ? target - tr->n + 16 : 16;
     tr->merges = malloc((size_t)max_merges * sizeof *tr->merges);
     if (!tr->merges) return tp_errf(err, TP_ENOMEM, "out of memory");
-    while (tr->n < target) {
-        /* count pairs: a flat open-addressing table rebuilt each round (small corpus) */
-        uint32_t cap = 1u << 15;
-        uint64_t *keys = calloc(cap, sizeof *keys);
-        int64_t *cnt = calloc(cap, sizeof *cnt);
-        if (!keys || !cnt) {
-            free(keys), free(cnt);
-            return tp_errf(err, TP_ENOMEM, "out of memory");
-        }
+    /* pair counts: one open-addressing table, sized for every adjacent pair of the unique
+     * words (an upper bound on distinct pairs) and cleared each round */
+    size_t total = 0;
+    for (int i = 0; i < tr->nw; i++) total += (size_t)tr->wlen[i];
+    uint32_t cap = 1024;
+    while (cap < 2 * total + 2) cap <<= 1;
+    uint64_t *keys = malloc(cap * sizeof *keys);
+    int64_t *cnt = malloc(cap * sizeof *cnt);
+    if (!keys || !cnt) {
+        free(keys), free(cnt);
+        return tp_errf(err, TP_ENOMEM, "out of memory");
+    }
+    tp_status st = TP_OK;
+    while (tr->n < target && st == TP_OK) {
+        memset(keys, 0, cap * sizeof *keys);
+        memset(cnt, 0, cap * sizeof *cnt);
         uint64_t best = 0;
         int64_t best_c = 0;
         for (int i = 0; i < tr->nw; i++) {
@@ -144,25 +151,35 @@ static tp_status tr_train(trainer *tr, int target, const char *path, tp_err *err
                     best_c = cnt[h], best = key;
             }
         }
-        free(keys), free(cnt);
-        if (best_c == 0)
-            return tp_errf(err, TP_EINVAL,
-                           "%s: the built-in corpus supports only %d pieces in this style (asked "
-                           "for %d); use a smaller vocab_size",
-                           path, tr->n, target);
+        if (best_c == 0) {
+            st = tp_errf(err, TP_EINVAL,
+                         "%s: the built-in corpus supports only %d pieces in this style (asked "
+                         "for %d); use a smaller vocab_size",
+                         path, tr->n, target);
+            break;
+        }
         int32_t a = (int32_t)((best - 1) >> 32), b = (int32_t)((best - 1) & 0xFFFFFFFFu);
         size_t la = strlen(tr->str[a]), lb = strlen(tr->str[b]);
         char *cat = malloc(la + lb + 1);
-        if (!cat) return tp_errf(err, TP_ENOMEM, "out of memory");
+        if (!cat) {
+            st = tp_errf(err, TP_ENOMEM, "out of memory");
+            break;
+        }
         memcpy(cat, tr->str[a], la);
         memcpy(cat + la, tr->str[b], lb + 1);
         int c = tr_add_piece(tr, cat, la + lb);
         free(cat);
-        if (c < 0) return tp_errf(err, TP_ENOMEM, "out of memory");
+        if (c < 0) {
+            st = tp_errf(err, TP_ENOMEM, "out of memory");
+            break;
+        }
         if (tr->nm == max_merges) {
             max_merges *= 2;
             int32_t(*m)[2] = realloc(tr->merges, (size_t)max_merges * sizeof *m);
-            if (!m) return tp_errf(err, TP_ENOMEM, "out of memory");
+            if (!m) {
+                st = tp_errf(err, TP_ENOMEM, "out of memory");
+                break;
+            }
             tr->merges = m;
         }
         tr->merges[tr->nm][0] = a;
@@ -181,7 +198,9 @@ static tp_status tr_train(trainer *tr, int target, const char *path, tp_err *err
             tr->wlen[i] = o;
         }
     }
-    return TP_OK;
+    free(keys);
+    free(cnt);
+    return st;
 }
 
 static uint64_t splitmix(uint64_t *s) {
