@@ -5,11 +5,11 @@
  * n_tokens in bench_hf.json when both tokenised the same sentences the same way).
  *
  * Build (static PCRE2 + jansson, so it runs on the GPU machine, which lacks them):
- *   gcc -O2 -std=c11 -D_GNU_SOURCE -Wno-format-truncation -Iharness/include -Iharness
- * bench/bench_tokenizer.c \
- *       harness/model/tokenizer*.c harness/model/spm_proto.c harness/util/status.c \
- *       harness/util/fsutil.c harness/util/strutil.c -Wl,-Bstatic -lpcre2-8 -ljansson \
- *       -Wl,-Bdynamic -lpthread -o build-tokbench/bench_tokenizer
+ *   mkdir -p build-tokbench && gcc -O2 -std=c11 -D_GNU_SOURCE -Iharness/include -Iharness \
+ *     bench/bench_tokenizer.c harness/model/tokenizer*.c harness/model/unicode_nfc*.c \
+ *     harness/model/spm_proto.c harness/util/status.c harness/util/fsutil.c \
+ *     harness/util/strutil.c -Wl,-Bstatic -lpcre2-8 -ljansson -Wl,-Bdynamic -lpthread \
+ *     -o build-tokbench/bench_tokenizer
  * Usage: bench_tokenizer TOKENIZER SENTENCES.jsonl */
 #include <jansson.h>
 #include <stdio.h>
