@@ -51,7 +51,14 @@ void tp_cpu_copy_strided(const tp_tensor *dst, const tp_tensor *src) {
             for (int64_t i2 = 0; i2 < sh[2]; i2++) {
                 int64_t od = i0 * ds[0] + i1 * ds[1] + i2 * ds[2];
                 int64_t os = i0 * ss[0] + i1 * ss[1] + i2 * ss[2];
-                if (src->dtype == TP_I32 && dst->dtype == TP_I32) {
+                if (src->dtype == TP_F32 && dst->dtype == TP_F32) { /* the common case */
+                    float *d = (float *)dst->data + od;
+                    const float *q = (const float *)src->data + os;
+                    if (ds[3] == 1 && ss[3] == 1)
+                        memcpy(d, q, sizeof(float) * (size_t)sh[3]);
+                    else
+                        for (int64_t i3 = 0; i3 < sh[3]; i3++) d[i3 * ds[3]] = q[i3 * ss[3]];
+                } else if (src->dtype == TP_I32 && dst->dtype == TP_I32) {
                     for (int64_t i3 = 0; i3 < sh[3]; i3++)
                         ((int32_t *)dst->data)[od + i3 * ds[3]] =
                             ((const int32_t *)src->data)[os + i3 * ss[3]];
