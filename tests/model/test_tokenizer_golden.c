@@ -36,6 +36,11 @@ static int load_texts(void) {
     if (g_texts.n) return 1;
     const char *shared = tp_test_shared_dir("tokenizer golden texts");
     if (!shared) return 0;
+    if (system("python3 -c 1 >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "SKIP tokenizer golden texts: python3 not found (extract_texts.py needs "
+                        "it)\n");
+        return 0;
+    }
     const char *src = getenv("TP_SOURCE_DIR");
     snprintf(g_carry, sizeof g_carry, "%s/tok", tp_test_tmpdir());
     char cmd[2048];
