@@ -17,6 +17,8 @@ enum tp_loss_need {
     TP_NEED_SENDER = 1u << 3,      /* sender states + mask */
     TP_NEED_AUX = 1u << 4,         /* bridge aux outputs */
     TP_NEED_TARGET_EMB = 1u << 5,  /* receiver embeddings of answer/question */
+    /* ---- appended in ABI 1.1 ---- */
+    TP_NEED_ANSWER_IDS = 1u << 6, /* sender-tokenizer ids of the answer text (answer_ids) */
 };
 
 typedef struct tp_loss_inputs {
@@ -30,6 +32,11 @@ typedef struct tp_loss_inputs {
     const tp_bridge_out *bridge;
     tp_tensor *target_emb;      /* [B,L,D] */
     tp_tensor *target_emb_mask; /* [B,L] */
+    /* ---- appended in ABI 1.1 ---- */
+    /* i32 [B,La]: each example's answer text (tp_example.answer; the label word for
+     * classification) tokenised with the SENDER's tokenizer, no special tokens, padded with -1
+     * to the longest row. Read by the bag-of-words loss. */
+    tp_tensor *answer_ids;
 } tp_loss_inputs;
 
 typedef struct tp_loss_vtable {
