@@ -57,11 +57,14 @@ const char *tp_tokenizer_piece(const tp_tokenizer *t, int id);
 const char *tp_tokenizer_kind(const tp_tokenizer *t); /* "bpe-bytelevel" | "spm-bpe" */
 
 /* Writes a small tokenizer.json for tiny test models. style "bytelevel": Llama-3-like (ByteLevel
- * + Llama 3 regex Split, 256 byte tokens + merges learned from a built-in English corpus,
- * <|begin_of_text|> / <|end_of_text|>); style "spm": Mistral-like (Metaspace ▁, byte_fallback
- * <0x00>.. pieces, <unk>/<s>/</s>). vocab_size is the total id count (256..65536 for bytelevel,
- * 262..65536 for spm); seed varies the corpus order so two seeds give different merges. The file
- * loads in HF `tokenizers` too. */
+ * + Llama 3 regex Split, ids 0..255 = the byte chars, merges learned from a built-in English
+ * corpus, ignore_merges, <|begin_of_text|> / <|end_of_text|> as the last two ids, BOS template);
+ * style "spm": Mistral-like (legacy Prepend ▁ + Replace normalizer, <unk>/<s>/</s>, byte_fallback
+ * <0x00>..<0xFF> pieces, the corpus alphabet, learned merges, BOS template). vocab_size is the
+ * total id count: 258..1770 for bytelevel, 325..1989 for spm (the corpus bounds the merges; an
+ * error says so). seed changes how often each corpus line counts, so seeds give different
+ * merges; the same arguments always give the same bytes. The file loads in HF `tokenizers` and
+ * tokenises identically there (tests/golden/tokenizer). */
 tp_status tp_tokenizer_write_tiny(const char *path, const char *style, int vocab_size,
                                   uint64_t seed, tp_err *err);
 
