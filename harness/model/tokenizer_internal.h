@@ -76,7 +76,7 @@ enum {
     TP_DEC_BYTELEVEL = 1, /* GPT-2 char -> byte map */
     TP_DEC_REPLACE,       /* arg -> arg2 */
     TP_DEC_BYTEFALLBACK,  /* <0xXX> tokens -> bytes */
-    TP_DEC_FUSE,          /* concatenation (implicit: we always concatenate) */
+    TP_DEC_FUSE,          /* concatenates the tokens into one */
     TP_DEC_STRIP,         /* strip n leading (arg n) / trailing (arg2 n) chars */
     TP_DEC_METASPACE,     /* ▁ -> space, drop the first leading space when prepending */
 };
