@@ -200,6 +200,10 @@ static int utf8_ws_at(const char *s, size_t n, size_t i, int *len) {
            cp == 0x205F || cp == 0x3000;
 }
 
+/* single_word's "word character": HF asks regex-syntax's Unicode \w; we take ASCII letters,
+ * digits and '_' exactly and count every non-ASCII character as a word character (right for
+ * letters and marks, wrong for non-ASCII punctuation next to a single_word token — no model we
+ * load has such tokens; Llama 3 / Qwen2 / Mistral set single_word false everywhere). */
 static int is_word_byte(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
            c >= 0x80;
