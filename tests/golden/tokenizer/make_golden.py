@@ -90,7 +90,7 @@ llama = tokenizers.Tokenizer.from_file(os.path.join(CARRY, "llama-3.1-8b/tokeniz
 write_fixture("llama31", "llama-3.1-8b/tokenizer.json", f"tokenizers {tokenizers.__version__}",
               hf_rows(llama))
 
-for f in sorted(glob.glob(os.path.join(TINY, "tiny_*.json"))):
+for f in sorted(glob.glob(os.path.join(TINY, "*.json"))):
     name = os.path.basename(f)[:-5]
     fsha = hashlib.sha256(open(f, "rb").read()).hexdigest()
     write_fixture(name, os.path.basename(f), f"tokenizers {tokenizers.__version__}",
