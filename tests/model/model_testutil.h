@@ -65,6 +65,25 @@ static inline double tu_masked_err(const float *a, const float *ref, const int32
     return num / den;
 }
 
+/* Compares the model's RoPE frequencies with transformers' (golden array of Dh/2 floats):
+ * prints how many differ in their bits, and returns the largest relative difference. An ulp
+ * (~1e-7) is pow() rounding; more means a wrong formula. */
+static inline double tu_inv_freq_diff(const tp_model *m, const float *ref, int64_t n,
+                                      const char *name) {
+    int diff = 0;
+    double worst = 0;
+    for (int64_t i = 0; i < n && i < m->rope.head_dim / 2; i++) {
+        float a = m->rope.inv_freq[i];
+        if (memcmp(&a, &ref[i], sizeof a) != 0) diff++;
+        double r = fabs((double)a - ref[i]) / fabs((double)ref[i]);
+        if (r > worst) worst = r;
+    }
+    fprintf(stderr,
+            "  %s: RoPE inv_freq: %d of %lld differ in bits from transformers (max rel %.3g)\n",
+            name, diff, (long long)n, worst);
+    return n == m->rope.head_dim / 2 ? worst : 1.0;
+}
+
 /* Forward helper: logits for all positions of ids [B,T] (mask / pos optional host arrays). */
 static inline float *tu_logits(tp_model *m, tp_ctx *ctx, int B, int T, const int32_t *ids,
                                const float *mask, const int32_t *pos) {

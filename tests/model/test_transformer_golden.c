@@ -155,6 +155,9 @@ static void check_generate(tp_model *m, const tpg_file *g, const char *name) {
     for (int b = 0; out.tokens && b < B; b++)
         if (out.n_tokens[b] > longest) longest = out.n_tokens[b];
     TP_CHECKF(!out.tokens || longest == G2, "%s: generated %d steps, HF %d", name, longest, G2);
+    fprintf(stderr,
+            "  %s: greedy generation (%d rows, %d tokens; with EOS %d: %d steps) compared\n", name,
+            B, (int)noeos->shape[1], cfg.eos_ids[0], G2);
     tp_gen_out_free(&out);
 }
 
@@ -169,7 +172,9 @@ static void check_long(tp_model *m, const tpg_file *g, const char *name) {
     if (ol) {
         double e = tu_masked_err(ol, lg->data, NULL, B * T, m->cfg.vocab_size);
         TP_CHECKF(e <= TOL_FWD, "%s: logits at positions >= 8190 rel err %.3g", name, e);
-        fprintf(stderr, "  %s: long positions (8190.., 100000..) logits rel err %.3g\n", name, e);
+        const int32_t *p = pos->data;
+        fprintf(stderr, "  %s: logits at positions %d.. and %d.. rel err %.3g\n", name, p[0], p[T],
+                e);
     }
     free(ol);
     tp_ctx_free(ctx);
@@ -198,6 +203,10 @@ static void run_fixture(const char *name) {
     tp_model *m = NULL;
     tp_err err = {0};
     TP_CHECKF(tp_model_load(&m, dir, NULL, &err) == TP_OK, "%s", err.msg);
+    const tpg_array *inv = tpg_get(&g, "rope_inv_freq"); /* fixtures made after 2026-11-23 */
+    if (m && inv)
+        TP_CHECKF(tu_inv_freq_diff(m, inv->data, inv->numel, name) < 1e-6,
+                  "%s: RoPE frequencies differ from transformers' beyond rounding", name);
     if (m) {
         check_batch(m, &g, name, "right", 0);
         check_batch(m, &g, name, "left", 1);

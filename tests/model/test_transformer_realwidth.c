@@ -43,6 +43,11 @@ static void test_realwidth(void) {
     fprintf(stderr, "  load (bf16 -> f32): %.2f s\n", now_s() - t0);
     if (!m || !ids || !mask || !pos || !lg || !hid || !tgt || !ge || !gl) goto done;
     TP_CHECK(m->cfg.hidden_size == 4096 && m->cfg.rope_scaling == TP_ROPE_LLAMA3);
+    const tpg_array *inv = tpg_get(&g, "rope_inv_freq");
+    TP_CHECK(inv != NULL);
+    if (inv)
+        TP_CHECKF(tu_inv_freq_diff(m, inv->data, inv->numel, "realwidth") < 1e-6,
+                  "RoPE frequencies differ from transformers' beyond rounding");
     int B = (int)ids->shape[0], T = (int)ids->shape[1], Dm = 4096, Vm = m->cfg.vocab_size;
     int L = m->cfg.num_hidden_layers;
     float mf[64];

@@ -36,7 +36,9 @@ Arrays (B batch, T time, V vocab, D width, L = num_hidden_layers):
   gen_noeos i32 [Bg,G]   greedy continuation (model.generate, no EOS), G = max_new_tokens
   gen_eos_id i32 [1], gen_eos i32 [Bg,G2]   same with that EOS (finished rows padded with pad id 0)
   gen_margin f32 [1]     smallest top1 - top2 logit gap seen while decoding (ties would be luck)
-  (llama only) long_ids, long_pos i32 [2,6], long_logits f32 [2,6,V]
+  rope_inv_freq f32 [Dh/2]   transformers' RoPE frequencies (after llama3 scaling)
+  (llama only) long_ids, long_pos i32 [2,6], long_logits f32 [2,6,V]: positions 8190..8195
+      (across the original 8192 context) and 100000..100005
 Only positions where the mask is 1 are meaningful in logits / hidden states: HF gives a fully
 masked query row a uniform attention, the C engine gives it zeros.
 """
@@ -148,6 +150,13 @@ def build(cls_cfg, cls_model, common, rope):
         log(f"  config form {list(form)}: inv_freq mismatch {err:.2e}; trying the next")
         last = RuntimeError("inv_freq mismatch")
     raise SystemExit(f"could not build {cls_model.__name__} with the requested RoPE: {last}")
+
+
+def rope_inv_freq(model):
+    """The float32 inv_freq transformers uses (its pow may differ from libm's by an ulp, which
+    matters at large positions; the C test reports any difference)."""
+    rot = [m for m in model.modules() if isinstance(getattr(m, "inv_freq", None), torch.Tensor)]
+    return rot[0].inv_freq.detach().float().cpu()
 
 
 def randomise(model, seed, std, store_dtype):
@@ -263,6 +272,7 @@ def record(name, model, out_dir, seed, store_dtype, long_check, shard=False):
         f"min top1-top2 margin {margin:.4g}")
     if margin < 1e-3:
         log(f"  WARNING {name}: greedy margin {margin} is too small for a stable golden")
+    arrays.append(("rope_inv_freq", rope_inv_freq(model)))
     if long_check:
         g = torch.Generator().manual_seed(seed + 7)
         ids = torch.randint(3, vocab, (2, 6), generator=g)

@@ -7,9 +7,9 @@ Usage: python3 realwidth.py MODEL_DIR
 Writes MODEL_DIR/{config.json, model.safetensors (bf16, ~0.9 GB), golden.bin}; golden.bin has the
 format of make_golden.py with arrays:
   ids, mask, pos i32 [2,12]   row 0: positions 8186..8197 (crossing 8192), no padding;
-                              row 1: left-padded (4 pads), positions 20000 + cumsum(mask) - 1
+                              row 1: left-padded (4 pads), positions 16380 + cumsum(mask) - 1
   logits f32 [2,12,V], hidden f32 [3,2,12,4096] (hidden_states 0..2)
-  grad_targets i32 [2], grad_loss f32 [1], grad_embeds f32 [2,12,4096]
+  grad_targets i32 [2], grad_loss f32 [1], grad_embeds f32 [2,12,4096], rope_inv_freq f32 [64]
       loss = mean_b CE(logits[b, 11], grad_targets[b]) with inputs_embeds requiring grad
 Then tests/model/test_transformer_realwidth (our CPU build) compares against it; see
 realwidth.sh for the whole device run.
@@ -52,7 +52,7 @@ def main():
     pos = torch.zeros(B, T, dtype=torch.long)
     pos[0] = torch.arange(8186, 8186 + T)
     p1 = mask[1].cumsum(-1) - 1
-    pos[1] = torch.where(mask[1] == 1, 20000 + p1, torch.ones_like(p1))
+    pos[1] = torch.where(mask[1] == 1, 16380 + p1, torch.ones_like(p1))
     tgt = torch.randint(3, 1024, (B,), generator=g)
     with torch.no_grad():
         o = model(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True)
@@ -68,7 +68,8 @@ def main():
     mg.write_golden(os.path.join(d, "golden.bin"),
                     [("ids", ids), ("mask", mask), ("pos", pos), ("logits", o.logits),
                      ("hidden", torch.stack(o.hidden_states)), ("grad_targets", tgt),
-                     ("grad_loss", loss.detach()[None]), ("grad_embeds", emb.grad)])
+                     ("grad_loss", loss.detach()[None]), ("grad_embeds", emb.grad),
+                     ("rope_inv_freq", mg.rope_inv_freq(model))])
     mg.log(f"wrote {d}: loss {loss.item():.6f}, logits |max| {o.logits.abs().max().item():.4f}")
 
 
