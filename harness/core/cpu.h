@@ -42,6 +42,9 @@ static inline void tp_st(void *p, tp_dtype dt, int64_t i, double v) {
 #define F32(t) ((float *)(t)->data)
 #define I32(t) ((int32_t *)(t)->data)
 
+/* Applies the BLAS thread policy once (see cpu_matmul.c); tp_ctx_new calls it. */
+void tp_cpu_blas_init(void);
+
 /* Strided copy with dtype conversion: dst and src have the same shape (any strides). */
 void tp_cpu_copy_strided(const tp_tensor *dst, const tp_tensor *src);
 

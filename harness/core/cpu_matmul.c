@@ -3,8 +3,26 @@
  * backward as two GEMMs accumulating (beta = 1) into the grads; a shared 2-D b sums its grad
  * over the batch. */
 #include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
 
 #include "core/cpu.h"
+
+/* OpenBLAS threads: 1 unless TP_BLAS_THREADS (or the user's own OPENBLAS_NUM_THREADS) says
+ * otherwise. The CPU backend runs tiny models, tests and the demo, whose GEMMs are small: there
+ * OpenBLAS's spinning worker threads cost more than they give (the trainer test ran 2.4x faster
+ * single-threaded on a shared 2-core machine), and a GPU run does not use BLAS at all. */
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_threads(void) {
+    const char *t = getenv("TP_BLAS_THREADS");
+    if (t && atoi(t) > 0)
+        openblas_set_num_threads(atoi(t));
+    else if (!getenv("OPENBLAS_NUM_THREADS"))
+        openblas_set_num_threads(1);
+}
+void tp_cpu_blas_init(void) {
+    pthread_once(&g_blas_once, blas_threads);
+}
 
 typedef struct {
     const float *p;

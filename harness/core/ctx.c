@@ -4,9 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/ctx.h"
+#include "core/cpu.h"
 
 tp_ctx *tp_ctx_new(tp_device dev) {
+    tp_cpu_blas_init();
     tp_ctx *c = tp_core_calloc(1, sizeof *c);
     if (!c) return NULL;
     c->dev = dev;
