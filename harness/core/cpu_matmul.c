@@ -12,6 +12,7 @@
  * otherwise. The CPU backend runs tiny models, tests and the demo, whose GEMMs are small: there
  * OpenBLAS's spinning worker threads cost more than they give (the trainer test ran 2.4x faster
  * single-threaded on a shared 2-core machine), and a GPU run does not use BLAS at all. */
+void openblas_set_num_threads(int num_threads); /* in case cblas.h is another vendor's */
 static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
 static void blas_threads(void) {
     const char *t = getenv("TP_BLAS_THREADS");
