@@ -634,36 +634,41 @@ static void golden_case(const char *which, const char *cfg) {
     float *got = malloc((size_t)n * sizeof *got);
     if (got && tp_numel(out.soft) == n && tp_to_f32_buffer(out.soft, got, &err) == TP_OK) {
         double e = rel_err(got, want->data, n);
-        TP_CHECKF(e < 1e-5, "%s: soft tokens differ from PyTorch by %g (relative)", file, e);
+        TP_CHECKF(e < 1e-5, "%s: soft tokens differ from the reference by %g (relative)", file, e);
         fprintf(stderr, "  golden %s %s: soft tokens relative error %.3g\n", which, cfg, e);
     }
     free(got);
     tp_tensor *rt = tp_from_f32(c, out.soft->ndim, out.soft->shape, r->data);
     tp_tensor *loss = tp_sum_all(c, tp_mul(c, out.soft, rt));
     TP_CHECKF(loss && tp_backward(c, loss, NULL) == TP_OK, "backward: %s", tp_ctx_error(c));
-    double worst = 0;
+    /* f32 backward vs float64 reference: each gradient to 1e-4 of its own norm, plus 2e-6 of
+     * the largest gradient norm — rounding in f32 is relative to the largest terms, and a
+     * parameter whose gradient is 1000x smaller than the rest (self-attention q/k on a
+     * near-uniform attention; the key bias, exactly 0) cannot be closer than that */
+    double big = 0, worst = 0;
+    tp_tensor *ref[TP_MAX_PARAMS] = {0};
+    for (int i = 0; loss && i < in.params.n; i++) {
+        char gname[128];
+        snprintf(gname, sizeof gname, "grad.%s", in.params.p[i]->name);
+        ref[i] = golden_tensor(g, gname, file);
+        if (ref[i]) big = fmax(big, l2(ref[i]->data, tp_numel(ref[i])));
+    }
     for (int i = 0; loss && i < in.params.n; i++) {
         tp_tensor *p = in.params.p[i];
-        char gname[128];
-        snprintf(gname, sizeof gname, "grad.%s", p->name);
-        tp_tensor *gw = golden_tensor(g, gname, file);
-        if (!gw || !p->grad) {
-            TP_CHECKF(p->grad != NULL, "%s got no gradient", p->name);
-            tp_tensor_free(gw);
-            continue;
-        }
-        double e = rel_err(p->grad->data, gw->data, tp_numel(p));
-        if (l2(gw->data, tp_numel(gw)) < 1e-6) {
-            /* the key bias: exactly zero in theory, rounding noise in both */
-            double mine = l2(p->grad->data, tp_numel(p));
-            TP_CHECKF(mine < 1e-5, "%s: gradient %g where PyTorch has ~0", p->name, mine);
-        } else {
-            TP_CHECKF(e < 1e-4, "%s: gradient differs from PyTorch by %g (relative)", p->name, e);
-            if (e > worst) worst = e;
-        }
-        tp_tensor_free(gw);
+        TP_CHECKF(p->grad != NULL, "%s got no gradient", p->name);
+        if (!ref[i] || !p->grad) continue;
+        int64_t k = tp_numel(p);
+        double norm = l2(ref[i]->data, k), diff = rel_err(p->grad->data, ref[i]->data, k) * norm;
+        TP_CHECKF(diff <= 1e-4 * norm + 2e-6 * big,
+                  "%s: gradient differs from the reference by %g (its norm %g, largest %g)",
+                  p->name, diff, norm, big);
+        if (norm > 1e-3 * big) worst = fmax(worst, diff / norm);
     }
-    fprintf(stderr, "  golden %s %s: worst relative gradient error %.3g\n", which, cfg, worst);
+    for (int i = 0; i < in.params.n; i++) tp_tensor_free(ref[i]);
+    fprintf(stderr,
+            "  golden %s %s: worst relative gradient error %.3g (parameters with |g| > 1e-3 of the "
+            "largest)\n",
+            which, cfg, worst);
 done:
     tp_ctx_free(c);
     tp_tensor_free(h);

@@ -12,15 +12,40 @@ and metadata: options (the plugin's k=v list), d_sender, d_receiver.
 Values are stored as F32 (computed in float64). Parameters are perturbed from their init so
 LayerNorm weights are not all 1 and attention is not uniform.
 
-Run (GPU machine or anywhere with torch + safetensors):
+The committed perceiver_torch_*.safetensors were written with Debian 12's python3-torch 1.13
+(CPU, float64; `apt-get install python3-torch`, then /usr/bin/python3). Any torch version should
+reproduce them to float32 rounding, since the random draws only set the test point.
+
+Run (anywhere with torch; the safetensors package is optional):
     OUT=/some/dir python3 tests/plugin/golden/perceiver_golden.py
 then copy $OUT/perceiver_torch_*.safetensors into tests/plugin/golden/.
 """
+import json
 import os
+import struct
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
+
+try:
+    from safetensors.torch import save_file
+except ImportError:  # e.g. Debian's python3-torch without python3-safetensors
+
+    def save_file(tensors, path, metadata=None):
+        """The safetensors layout for F32 tensors: u64 header length, JSON header, raw data."""
+        header, chunks, off = {}, [], 0
+        for name in sorted(tensors):
+            raw = tensors[name].numpy().astype("<f4").tobytes()
+            header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                            "data_offsets": [off, off + len(raw)]}
+            chunks.append(raw)
+            off += len(raw)
+        if metadata:
+            header["__metadata__"] = metadata
+        text = json.dumps(header, separators=(",", ":")).encode()
+        text += b" " * ((8 - len(text) % 8) % 8)
+        with open(path, "wb") as fp:
+            fp.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 CONFIGS = {
     # name: (d_s, d_r, options, B, T, lens)
