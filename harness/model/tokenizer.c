@@ -157,6 +157,19 @@ tp_status tp_tokenizer_load_opts(tp_tokenizer **out, const char *path,
                              "expected all 256 GPT-2 byte characters",
                              file, b, t->bl_map[b]);
     }
+    if (st == TP_OK && t->kind == TP_TOK_KIND_SPM && t->n_re == 0 &&
+        (t->pre != TP_PRE_METASPACE || memcmp(t->ms_repl, "\xe2\x96\x81", 4) == 0)) {
+        int safe = 1;
+        for (int id = 0; id < t->n_ids && safe; id++) {
+            const char *p = t->piece[id];
+            int n = p ? t->piece_len[id] : 0;
+            for (int k = 1; k + 3 <= n && safe; k++)
+                if (memcmp(p + k, "\xe2\x96\x81", 3) == 0 &&
+                    !(k >= 3 && memcmp(p + k - 3, "\xe2\x96\x81", 3) == 0))
+                    safe = 0;
+        }
+        t->spm_word_split = safe;
+    }
     if (st == TP_OK) st = tp_tok_cache_init(&t->cache, 1u << 16, err);
     if (st != TP_OK) {
         tp_tokenizer_free(t);

@@ -141,6 +141,10 @@ struct tp_tokenizer {
     int ms_split;
     char ms_repl[8];
     int ms_repl_len;
+    /* SentencePiece-style BPE runs over whole segments (no pre-tokenizer). When no vocab piece
+     * holds a ▁ right after a non-▁ character, no merge can cross such a spot, so splitting
+     * there gives the same ids — and lets the word cache work. Checked at load. */
+    int spm_word_split;
 
     tp_tok_dec *dec;
     int n_dec;

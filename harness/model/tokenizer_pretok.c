@@ -270,6 +270,25 @@ tp_status tp_tok_pretokenize(const tp_tokenizer *t, const char *s, size_t n, int
         a = b;
         b = tmp;
     }
+    if (t->spm_word_split && !(t->pre == TP_PRE_METASPACE && t->ms_split)) {
+        /* cut before a ▁ that follows a non-▁ character (exact: see spm_word_split) */
+        const char *R = "\xe2\x96\x81";
+        size_t RL = 3;
+        b.n = 0;
+        for (int k = 0; k < a.n; k++) {
+            size_t st0 = a.v[k].off, e = st0 + a.v[k].len, cur = st0;
+            for (size_t i = st0 + 1; i + RL <= e; i++) {
+                if (memcmp(seg.s + i, R, RL) != 0) continue;
+                if (i >= st0 + RL && memcmp(seg.s + i - RL, R, RL) == 0) continue;
+                oom |= spans_push(&b, cur, i - cur);
+                cur = i;
+            }
+            oom |= spans_push(&b, cur, e - cur);
+        }
+        spans tmp = a;
+        a = b;
+        b = tmp;
+    }
     for (int k = 0; k < a.n && st == TP_OK && !oom; k++) {
         const char *p = seg.s + a.v[k].off;
         size_t len = a.v[k].len;

@@ -245,7 +245,14 @@ static void pb_piece(pb *p, const char *s, float score, int type) {
     pb_bytes(p, 1, sub.b, sub.n);
 }
 
+static void spm_model_x(pb *p, int model_type, int remove_ws, int cross);
 static void spm_model(pb *p, int model_type, int remove_ws) {
+    spm_model_x(p, model_type, remove_ws, 0);
+}
+
+/* cross: add pieces "b▁" and "b▁a" that merge across a word start, which must switch off the
+ * split-at-▁ speed-up */
+static void spm_model_x(pb *p, int model_type, int remove_ws, int cross) {
     p->n = 0;
     pb_piece(p, "<unk>", 0, 2);
     pb_piece(p, "<s>", 0, 3);
@@ -263,6 +270,13 @@ static void spm_model(pb *p, int model_type, int remove_ws) {
              "ab",
              -0.5f, 1);         /* 8 ▁ab */
     pb_piece(p, "<sep>", 0, 4); /* 9 user-defined */
+    if (cross) {
+        pb_piece(p, "b\xe2\x96\x81", -0.1f, 1); /* 10 b▁ */
+        pb_piece(p,
+                 "b\xe2\x96\x81"
+                 "a",
+                 -0.05f, 1); /* 11 b▁a */
+    }
     pb trainer = {.n = 0};
     pb_varint(&trainer, 3 << 3 | 0);
     pb_varint(&trainer, (unsigned)model_type);
@@ -307,6 +321,15 @@ static void test_spm_handmade(void) {
             EXPECT(t, "  ab   a  ", "ab a", 1, 8, 6);
         else
             EXPECT(t, "ab  a", "ab  a", 1, 8, 3, 6);
+        tp_tokenizer_free(t);
+    }
+    /* b▁ (-0.1) beats ▁a (-1), then b▁a: the merge crosses the word start */
+    spm_model_x(&p, 2, 0, 1);
+    TP_CHECK(write_bytes("cross.model", p.b, p.n, path, sizeof path));
+    tp_tokenizer *t = NULL;
+    TP_CHECKF(tp_tokenizer_load(&t, path, &err) == TP_OK, "%s", err.msg);
+    if (t) {
+        EXPECT(t, "ab a", "ab a", 1, 6, 11);
         tp_tokenizer_free(t);
     }
 }
