@@ -95,7 +95,9 @@ static tp_status check_vtable(const tp_plugin_desc *d, const char *what, tp_err 
         break;
     }
     case TP_PLUGIN_BRIDGE: {
-        need = sizeof(tp_bridge_vtable);
+        /* members from `flags` on were appended in ABI 1.1 and are optional (the host tests
+         * them with TP_BRIDGE_HAS), so a bridge built against 1.0 headers still loads */
+        need = (uint32_t)offsetof(tp_bridge_vtable, flags);
         if (d->vtable_size < need) break;
         const tp_bridge_vtable *v = d->vtable;
         if (!v->create)
@@ -242,6 +244,13 @@ tp_status tp_registry_load(tp_registry *r, const char *so_path, tp_err *err) {
     }
     p->desc = buf.d;
     if (!p->desc.summary) p->desc.summary = "";
+    {
+        size_t n = p->desc.vtable_size < sizeof p->vtable_copy ? p->desc.vtable_size
+                                                               : sizeof p->vtable_copy;
+        memset(p->vtable_copy, 0, sizeof p->vtable_copy);
+        memcpy(p->vtable_copy, p->desc.vtable, n);
+        p->desc.vtable = p->vtable_copy;
+    }
     tp_strlcpy(p->path, so_path, sizeof p->path);
     p->handle = h;
     st = tp_sha256_file_hex(so_path, p->sha256, err);
@@ -392,3 +401,10 @@ tp_status tp_registry_find(const tp_registry *r, tp_plugin_kind kind, const char
     return tp_errf(err, TP_EPLUGIN, "unknown %s '%s'%s%s%s; available: %s", k, name,
                    hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "", list);
 }
+
+_Static_assert(sizeof(tp_bridge_vtable) <= sizeof(((tp_plugin *)0)->vtable_copy),
+               "tp_plugin.vtable_copy must hold the largest vtable");
+_Static_assert(sizeof(tp_task_vtable) <= sizeof(((tp_plugin *)0)->vtable_copy),
+               "tp_plugin.vtable_copy must hold the largest vtable");
+_Static_assert(sizeof(tp_loss_vtable) <= sizeof(((tp_plugin *)0)->vtable_copy),
+               "tp_plugin.vtable_copy must hold the largest vtable");

@@ -11,6 +11,10 @@ typedef struct tp_plugin {
     char path[4096];     /* the .so as found on the plugin path */
     char sha256[65];     /* hex digest of the .so file, for the run environment */
     void *handle;        /* dlopen handle, closed by tp_registry_free */
+    /* Host-owned copy of the plugin's vtable, zero-extended to the host's size: a plugin built
+     * against an older minor ABI has a shorter vtable, and the host must read its appended
+     * members as NULL/0 instead of past the end of the plugin's struct. desc.vtable points here. */
+    _Alignas(16) unsigned char vtable_copy[512];
 } tp_plugin;
 
 typedef struct tp_registry tp_registry;
