@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
-cmake -S . -B build-cuda -DTP_STATIC_DEPS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build-cuda -DTP_STATIC_DEPS=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 # only what the GPU run uses (plugins are not needed by the bench or the CUDA tests)
 for t in tp_script tp_gitinfo; do cmake --build build-cuda -j "$JOBS" --target "$t"; done
 files=()
@@ -16,7 +16,12 @@ for t in telepathy tests/test_cuda_ops tests/test_cuda_model tests/test_ops; do
   fi
 done
 mkdir -p .carry
-tar -C build-cuda -cf - "${files[@]}" |
-  xz -T2 -6e >.carry/cuda-bins.tar.xz
+stage=$(mktemp -d)
+for f in "${files[@]}"; do
+  mkdir -p "$stage/$(dirname "$f")"
+  strip -o "$stage/$f" "build-cuda/$f"
+done
+tar -C "$stage" -cf - "${files[@]}" | xz -T2 -6e >.carry/cuda-bins.tar.xz
+rm -rf "$stage"
 git rev-parse --short HEAD >.carry/cuda-bins.commit
 ls -la .carry/cuda-bins.tar.xz

@@ -69,6 +69,8 @@ int tp_cmd_make_tiny(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_import_llama2c(int argc, char **argv, tp_cli_env *env);
 /* tok: cmd_tokenize.c */
 int tp_cmd_tokenize(int argc, char **argv, tp_cli_env *env);
+/* cuda: cmd_bench.c */
+int tp_cmd_bench(int argc, char **argv, tp_cli_env *env);
 /* later issues add rows here and in main.c's table: generate, make-tiny, import-llama2c, table,
  * bench, ... (declare tp_cmd_<name> here, with the owner's name in a comment). */
 

@@ -25,6 +25,8 @@ const tp_cli_command tp_cli_commands[] = {
     {"plugins", "list the plugins found on the plugin path, with their options", tp_cmd_plugins},
     {"config", "print the resolved configuration and where each value came from", tp_cmd_config},
     {"version", "print versions: harness, plugin ABI, libraries, CUDA", tp_cmd_version},
+    {"bench", "time the study's cases on the real shapes (GPU), beside PyTorch + transformers",
+     tp_cmd_bench},
 };
 const int tp_cli_n_commands = (int)(sizeof tp_cli_commands / sizeof tp_cli_commands[0]);
 

@@ -1,0 +1,616 @@
+/* bench.c — the `telepathy bench` driver (see bench.h): builds the two models and the bridge on
+ * the device, times each case per batch, runs bench/peer_torch.py after freeing the GPU, and
+ * writes the joint table (stdout, --md, --json) and the latency rows (--db, one run per
+ * invocation). Timing: CUDA events around each call on the backend stream (host work between
+ * the events counts, as a user of the harness would see it); median of --iters after warm-up. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/backend.h"
+#include "model/transformer.h"
+#include "run/bench.h"
+#include "store/store.h"
+#include "telepathy/optim.h"
+#include "util/sha256.h"
+#ifdef TP_HAVE_CUDA
+#include "tp_cuda.h"
+#endif
+
+void tp_bench_defaults(tp_bench_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->device = TP_CUDA;
+    o->batches = "1,8,32";
+    o->sender_layer = 31;
+    o->seq = 67;
+    o->soft = 16;
+    o->relay_tokens = 50;
+    o->iters = 10;
+    o->warmup = 2;
+    o->python = "python3";
+    o->seed = 1234;
+}
+
+#define MAX_ROWS 128
+typedef struct brow {
+    char impl[16], kase[32], device[128];
+    int batch;
+    double ms, peak_mb;
+} brow;
+
+typedef struct bench {
+    const tp_bench_opts *o;
+    tp_model *snd, *rcv;
+    tp_bench_perceiver *br;
+    tp_ctx *ctx;
+    int B;
+    tp_tensor *h, *soft; /* persistent sender states and bridge output (per batch) */
+    tp_kv_cache *kc;
+    tp_adamw *opt;
+    brow rows[MAX_ROWS];
+    int n_rows;
+    char device[128];
+    tp_rng rng;
+} bench;
+
+static const char *const k_cases[] = {"sender_encode", "bridge",          "receiver_decode",
+                                      "end_to_end",    "receiver_direct", "text_relay",
+                                      "train_step"};
+#define N_CASES 7
+
+static int want_case(const tp_bench_opts *o, const char *name) {
+    if (!o->cases || !o->cases[0]) return 1;
+    size_t n = strlen(name);
+    for (const char *p = o->cases; (p = strstr(p, name)); p += n)
+        if ((p == o->cases || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
+
+/* ---- timing ---- */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static tp_status dev_sync(bench *b, tp_err *err) {
+#ifdef TP_HAVE_CUDA
+    if (b->o->device == TP_CUDA) return tp_cuda_sync(err);
+#endif
+    (void)b;
+    (void)err;
+    return TP_OK;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- inputs ---- */
+static tp_tensor *rand_ids(bench *b, int64_t B, int64_t T, int hi) {
+    int32_t *v = malloc((size_t)(B * T) * sizeof *v);
+    if (!v) return NULL;
+    for (int64_t i = 0; i < B * T; i++) v[i] = (int32_t)(tp_rng_uniform(&b->rng) * (float)hi) % hi;
+    tp_tensor *t = tp_from_i32(b->ctx, TP_DIMS(B, T), v);
+    free(v);
+    return t;
+}
+
+static tp_status ctx_err(bench *b, tp_err *err, const char *what) {
+    return tp_errf(err, tp_ctx_status(b->ctx) ? tp_ctx_status(b->ctx) : TP_EINVAL, "%s: %s", what,
+                   tp_ctx_error(b->ctx));
+}
+
+static int vocab_hi(const bench *b) {
+    int v = b->rcv->cfg.vocab_size < b->snd->cfg.vocab_size ? b->rcv->cfg.vocab_size
+                                                            : b->snd->cfg.vocab_size;
+    return v < 32000 ? v : 32000;
+}
+
+static tp_tensor *sender_encode(bench *b, tp_err *err) {
+    tp_fwd_in in = {0};
+    in.ids = rand_ids(b, b->B, b->o->seq, vocab_hi(b));
+    in.hidden_layers[0] = b->o->sender_layer < b->snd->cfg.num_hidden_layers
+                              ? b->o->sender_layer
+                              : b->snd->cfg.num_hidden_layers;
+    in.n_hidden = 1;
+    tp_fwd_out out;
+    if (!in.ids) return ctx_err(b, err, "sender ids"), NULL;
+    if (tp_model_forward(b->snd, b->ctx, &in, &out, err) != TP_OK) return NULL;
+    return out.hidden[0];
+}
+
+static tp_tensor *ones_mask(bench *b, int64_t B, int64_t T) {
+    return tp_full(b->ctx, TP_F32, TP_DIMS(B, T), 1.0);
+}
+
+static tp_tensor *bridge(bench *b, tp_tensor *h, int train, tp_err *err) {
+    tp_tensor *s =
+        tp_bench_perceiver_forward(b->br, b->ctx, h, ones_mask(b, b->B, h->shape[1]), train);
+    if (!s) ctx_err(b, err, "bridge");
+    return s;
+}
+
+/* [4 primer][soft][3 target] embeddings of the receiver */
+static tp_tensor *receiver_embeds(bench *b, tp_tensor *soft, tp_tensor **tgt_out, tp_err *err) {
+    tp_tensor *prim = rand_ids(b, b->B, 4, vocab_hi(b)), *tgt = rand_ids(b, b->B, 3, vocab_hi(b));
+    tp_tensor *ep = prim ? tp_embedding(b->ctx, b->rcv->embed, prim) : NULL;
+    tp_tensor *et = tgt ? tp_embedding(b->ctx, b->rcv->embed, tgt) : NULL;
+    if (soft && ep && soft->dtype != ep->dtype) soft = tp_cast(b->ctx, soft, ep->dtype);
+    tp_tensor *parts[3] = {ep, soft, et};
+    tp_tensor *x = ep && soft && et ? tp_concat(b->ctx, parts, 3, 1) : NULL;
+    if (!x) ctx_err(b, err, "receiver inputs");
+    if (tgt_out) *tgt_out = tgt;
+    return x;
+}
+
+static tp_status receiver_decode(bench *b, tp_tensor *soft, tp_err *err) {
+    tp_fwd_in in = {0};
+    in.embeds = receiver_embeds(b, soft, NULL, err);
+    in.logits = TP_LOGITS_LAST;
+    tp_fwd_out out;
+    if (!in.embeds) return err->code;
+    return tp_model_forward(b->rcv, b->ctx, &in, &out, err);
+}
+
+static tp_status receiver_ids(bench *b, tp_tensor *ids, tp_err *err) {
+    tp_fwd_in in = {0};
+    in.ids = ids;
+    in.logits = TP_LOGITS_LAST;
+    tp_fwd_out out;
+    if (!ids) return ctx_err(b, err, "receiver ids");
+    return tp_model_forward(b->rcv, b->ctx, &in, &out, err);
+}
+
+/* greedy: argmax of each row of logits [B,1,V] on the host */
+static tp_status argmax_rows(bench *b, tp_tensor *logits, int32_t *next, tp_err *err) {
+    int64_t V = logits->shape[2], B = logits->shape[0];
+    float *f = malloc((size_t)(B * V) * sizeof *f);
+    if (!f) return tp_errf(err, TP_ENOMEM, "argmax: out of memory");
+    tp_status s = tp_to_f32_buffer(logits, f, err);
+    for (int64_t r = 0; s == TP_OK && r < B; r++) {
+        int64_t best = 0;
+        for (int64_t v = 1; v < V; v++)
+            if (f[r * V + v] > f[r * V + best]) best = v;
+        next[r] = (int32_t)best;
+    }
+    free(f);
+    return s;
+}
+
+static tp_status text_relay(bench *b, tp_err *err) {
+    int B = b->B, T = b->o->seq, N = b->o->relay_tokens;
+    tp_kv_cache *kc = b->kc;
+    kc->len = 0;
+    TP_TRY(tp_fill_value(kc->mask, 0.0));
+    int32_t *gen = calloc((size_t)(B * (N + 30)), sizeof *gen), *next = calloc((size_t)B, 4);
+    if (!gen || !next) {
+        free(gen);
+        free(next);
+        return tp_errf(err, TP_ENOMEM, "text relay: out of memory");
+    }
+    tp_status s = TP_OK;
+    tp_tensor *ids = rand_ids(b, B, T, vocab_hi(b));
+    for (int step = 0; s == TP_OK && step < N; step++) {
+        tp_fwd_in in = {0};
+        in.ids = step == 0 ? ids : tp_from_i32(b->ctx, TP_DIMS(B, 1), next);
+        in.logits = TP_LOGITS_LAST;
+        in.cache = kc;
+        tp_fwd_out out;
+        if (!in.ids) s = ctx_err(b, err, "text relay ids");
+        if (s == TP_OK) s = tp_model_forward(b->snd, b->ctx, &in, &out, err);
+        if (s == TP_OK) s = argmax_rows(b, out.logits, next, err);
+        for (int r = 0; s == TP_OK && r < B; r++) gen[r * (N + 30) + 30 + step] = next[r] % 32000;
+    }
+    /* the receiver reads 30 prompt tokens + the generated text */
+    for (int r = 0; r < B; r++)
+        for (int t = 0; t < 30; t++)
+            gen[r * (N + 30) + t] = (int32_t)(tp_rng_uniform(&b->rng) * (float)vocab_hi(b));
+    if (s == TP_OK) s = receiver_ids(b, tp_from_i32(b->ctx, TP_DIMS(B, N + 30), gen), err);
+    free(gen);
+    free(next);
+    return s;
+}
+
+static tp_status train_step(bench *b, tp_err *err) {
+    tp_tensor *soft = bridge(b, b->h, 1, err), *tgt = NULL;
+    if (!soft) return err->code;
+    tp_fwd_in in = {0};
+    in.embeds = receiver_embeds(b, soft, &tgt, err);
+    if (!in.embeds) return err->code;
+    int64_t T = in.embeds->shape[1];
+    int32_t *lp = malloc((size_t)(b->B * 3) * sizeof *lp);
+    if (!lp) return tp_errf(err, TP_ENOMEM, "train step: out of memory");
+    for (int r = 0; r < b->B; r++)
+        for (int j = 0; j < 3; j++) lp[r * 3 + j] = (int32_t)(T - 4 + j);
+    in.logits = TP_LOGITS_AT;
+    in.logit_pos = tp_from_i32(b->ctx, TP_DIMS(b->B, 3), lp);
+    free(lp);
+    tp_fwd_out out;
+    TP_TRY(tp_model_forward(b->rcv, b->ctx, &in, &out, err));
+    int64_t V = b->rcv->cfg.vocab_size;
+    tp_tensor *lg = tp_reshape(b->ctx, out.logits, TP_DIMS(b->B * 3, V));
+    tp_tensor *loss =
+        tp_cross_entropy(b->ctx, lg, tp_reshape(b->ctx, tgt, TP_DIMS(b->B * 3)), -100, 0.0f);
+    if (!loss || tp_backward(b->ctx, loss, NULL) != TP_OK) return ctx_err(b, err, "train backward");
+    tp_tensor **ps;
+    int np = tp_bench_perceiver_params(b->br, &ps);
+    tp_clip_grad_norm(ps, np, 1.0);
+    TP_TRY(tp_adamw_step(b->opt, 2e-4f, err));
+    tp_adamw_zero_grad(b->opt);
+    return TP_OK;
+}
+
+static tp_status run_case(bench *b, int kase, tp_err *err) {
+    tp_ctx_reset(b->ctx);
+    tp_tensor *h;
+    switch (kase) {
+    case 0:
+        return sender_encode(b, err) ? TP_OK : err->code;
+    case 1:
+        return bridge(b, b->h, 0, err) ? TP_OK : err->code;
+    case 2:
+        return receiver_decode(b, b->soft, err);
+    case 3:
+        h = sender_encode(b, err);
+        if (!h) return err->code;
+        h = bridge(b, h, 0, err);
+        return h ? receiver_decode(b, h, err) : err->code;
+    case 4:
+        return receiver_ids(b, rand_ids(b, b->B, 80, vocab_hi(b)), err);
+    case 5:
+        return text_relay(b, err);
+    default:
+        return train_step(b, err);
+    }
+}
+
+/* receiver_decode times only the receiver (the bridge output is made once per batch, as the
+ * peer does); the others time everything they name */
+static tp_status time_case(bench *b, int kase, double *med, tp_err *err) {
+    int n = b->o->iters > 0 ? b->o->iters : 1;
+    if (kase == 5 && n > 3) n = n / 3 > 3 ? n / 3 : 3;
+    double *ts = calloc((size_t)n, sizeof *ts);
+    if (!ts) return tp_errf(err, TP_ENOMEM, "bench: out of memory");
+    tp_status s = TP_OK;
+    for (int i = 0; s == TP_OK && i < b->o->warmup; i++) s = run_case(b, kase, err);
+    if (s == TP_OK) s = dev_sync(b, err);
+#ifdef TP_HAVE_CUDA
+    tp_cuda_timer *tm = NULL;
+    if (s == TP_OK && b->o->device == TP_CUDA) s = tp_cuda_timer_new(&tm, err);
+#endif
+    for (int i = 0; s == TP_OK && i < n; i++) {
+        double t0 = now_ms();
+#ifdef TP_HAVE_CUDA
+        if (tm) s = tp_cuda_timer_start(tm, err);
+#endif
+        if (s == TP_OK) s = run_case(b, kase, err);
+#ifdef TP_HAVE_CUDA
+        if (s == TP_OK && tm) s = tp_cuda_timer_stop(tm, &ts[i], err);
+        if (!tm)
+#endif
+            ts[i] = now_ms() - t0;
+    }
+#ifdef TP_HAVE_CUDA
+    tp_cuda_timer_free(tm);
+#endif
+    qsort(ts, (size_t)n, sizeof *ts, cmp_d);
+    *med = ts[n / 2];
+    free(ts);
+    return s;
+}
+
+static void add_row(bench *b, const char *impl, const char *kase, int batch, double ms,
+                    double peak_mb, const char *device) {
+    if (b->n_rows >= MAX_ROWS) return;
+    brow *r = &b->rows[b->n_rows++];
+    snprintf(r->impl, sizeof r->impl, "%s", impl);
+    snprintf(r->kase, sizeof r->kase, "%s", kase);
+    snprintf(r->device, sizeof r->device, "%s", device);
+    r->batch = batch;
+    r->ms = ms;
+    r->peak_mb = peak_mb;
+}
+
+static void peak_reset(bench *b) {
+#ifdef TP_HAVE_CUDA
+    if (b->o->device == TP_CUDA) tp_cuda_reset_peak();
+#endif
+    (void)b;
+}
+static double peak_mb(bench *b) {
+#ifdef TP_HAVE_CUDA
+    if (b->o->device == TP_CUDA) return (double)tp_cuda_peak_bytes() / (1 << 20);
+#endif
+    (void)b;
+    return NAN;
+}
+
+/* per-batch state: sender states for the bridge, the KV cache, the optimiser */
+static tp_status batch_setup(bench *b, tp_err *err) {
+    tp_ctx_reset(b->ctx);
+    tp_tensor *h = sender_encode(b, err);
+    if (!h) return err->code;
+    if (b->h) tp_tensor_free(b->h);
+    b->h = tp_tensor_alloc(h->dtype, b->o->device, 3, h->shape, err);
+    if (!b->h) return err->code;
+    TP_TRY(tp_copy_into(b->h, h, err));
+    tp_ctx_reset(b->ctx);
+    tp_tensor *soft = bridge(b, b->h, 0, err);
+    if (!soft) return err->code;
+    if (b->soft) tp_tensor_free(b->soft);
+    b->soft = tp_tensor_alloc(soft->dtype, b->o->device, 3, soft->shape, err);
+    if (!b->soft) return err->code;
+    TP_TRY(tp_copy_into(b->soft, soft, err));
+    tp_kv_cache_free(b->kc);
+    b->kc = NULL;
+    if (b->B <= 8 && want_case(b->o, "text_relay"))
+        TP_TRY(tp_kv_cache_new(&b->kc, b->snd, b->B, b->o->seq + b->o->relay_tokens, err));
+    return TP_OK;
+}
+
+static void bench_free(bench *b) {
+    tp_adamw_free(b->opt);
+    tp_kv_cache_free(b->kc);
+    if (b->h) tp_tensor_free(b->h);
+    if (b->soft) tp_tensor_free(b->soft);
+    tp_bench_perceiver_free(b->br);
+    tp_model_free(b->snd);
+    tp_model_free(b->rcv);
+    tp_ctx_free(b->ctx);
+    b->opt = NULL;
+    b->kc = NULL;
+    b->h = b->soft = NULL;
+    b->br = NULL;
+    b->snd = b->rcv = NULL;
+    b->ctx = NULL;
+}
+
+/* ---- the PyTorch side ---- */
+static void run_peer(bench *b, tp_err *err) {
+    const tp_bench_opts *o = b->o;
+    char out[256], cmd[2048];
+    snprintf(out, sizeof out, "/tmp/tp_peer_%d.json", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "%s '%s' --batches '%s' --cases '%s' --layers %d --sender-layer %d --seq %d --soft "
+             "%d --relay-tokens %d --iters %d --out '%s'",
+             o->python ? o->python : "python3", o->peer, o->batches,
+             o->cases && o->cases[0] ? o->cases
+                                     : "sender_encode,bridge,receiver_decode,end_to_end,"
+                                       "receiver_direct,text_relay,train_step",
+             o->layers, o->sender_layer, o->seq, o->soft, o->relay_tokens, o->iters, out);
+    fprintf(stderr, "bench: running the PyTorch peer: %s\n", cmd);
+    fflush(stderr);
+    int rc = system(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "bench: warning: peer_torch.py exited with status %d; no ratios\n",
+                WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
+        return;
+    }
+    json_error_t je;
+    json_t *arr = json_load_file(out, 0, &je);
+    if (!json_is_array(arr)) {
+        fprintf(stderr, "bench: warning: %s: %s\n", out, je.text);
+        json_decref(arr);
+        return;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(arr, i, r) {
+        json_t *pk = json_object_get(r, "peak_mb");
+        const char *kase = json_string_value(json_object_get(r, "case"));
+        const char *dev = json_string_value(json_object_get(r, "device"));
+        add_row(b, "torch", kase ? kase : "?", (int)json_integer_value(json_object_get(r, "batch")),
+                json_number_value(json_object_get(r, "ms")), pk ? json_number_value(pk) : NAN,
+                dev ? dev : "?");
+    }
+    json_decref(arr);
+    unlink(out);
+    (void)err;
+}
+
+/* ---- output ---- */
+static const brow *find(const bench *b, const char *impl, const char *kase, int batch) {
+    for (int i = 0; i < b->n_rows; i++)
+        if (!strcmp(b->rows[i].impl, impl) && !strcmp(b->rows[i].kase, kase) &&
+            b->rows[i].batch == batch)
+            return &b->rows[i];
+    return NULL;
+}
+
+static void print_table(const bench *b, FILE *f) {
+    fprintf(f, "%-16s %5s %12s %12s %9s %9s %9s\n", "case", "batch", "ours_ms", "torch_ms",
+            "speedup", "peakGiB", "tpeakGiB");
+    for (int i = 0; i < b->n_rows; i++) {
+        const brow *r = &b->rows[i];
+        if (strcmp(r->impl, "telepathy")) continue;
+        const brow *t = find(b, "torch", r->kase, r->batch);
+        fprintf(f, "%-16s %5d %12.2f %12.2f %9.2f %9.1f %9.1f\n", r->kase, r->batch, r->ms,
+                t ? t->ms : NAN, t ? t->ms / r->ms : NAN, r->peak_mb / 1024,
+                t ? t->peak_mb / 1024 : NAN);
+    }
+}
+
+static void print_md(const bench *b, FILE *f) {
+    fprintf(f, "telepathy bench on %s (ours: %s; peer: PyTorch eager + transformers sdpa)\n\n",
+            b->device,
+            b->o->device == TP_CUDA ? "bf16 weights, cuBLASLt, fused kernels" : "cpu reference");
+    fprintf(f, "| case | batch | telepathy ms | torch eager ms | speed-up (torch/ours) | "
+               "peak GiB ours | peak GiB torch |\n|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < b->n_rows; i++) {
+        const brow *r = &b->rows[i];
+        if (strcmp(r->impl, "telepathy")) continue;
+        const brow *t = find(b, "torch", r->kase, r->batch);
+        char tm[32] = "—", ra[32] = "—", tp[32] = "—";
+        if (t) {
+            snprintf(tm, sizeof tm, "%.2f", t->ms);
+            snprintf(ra, sizeof ra, "%.2fx", t->ms / r->ms);
+            snprintf(tp, sizeof tp, "%.1f", t->peak_mb / 1024);
+        }
+        fprintf(f, "| %s | %d | %.2f | %s | %s | %.1f | %s |\n", r->kase, r->batch, r->ms, tm, ra,
+                r->peak_mb / 1024, tp);
+    }
+}
+
+static void write_json(const bench *b, const char *path) {
+    json_t *arr = json_array();
+    for (int i = 0; i < b->n_rows; i++) {
+        const brow *r = &b->rows[i];
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:i,s:f,s:f,s:s}", "impl", r->impl, "case",
+                                             r->kase, "batch", r->batch, "ms", r->ms, "peak_mb",
+                                             isnan(r->peak_mb) ? -1.0 : r->peak_mb, "device",
+                                             r->device));
+    }
+    if (json_dump_file(arr, path, JSON_INDENT(1)) != 0)
+        fprintf(stderr, "bench: warning: cannot write %s\n", path);
+    json_decref(arr);
+}
+
+static tp_status store_rows(const bench *b, tp_err *err) {
+    const tp_bench_opts *o = b->o;
+    tp_store *st = NULL;
+    TP_TRY(tp_store_open(&st, o->db, TP_STORE_RW, err));
+    char cfg[1024], hash[65];
+    snprintf(cfg, sizeof cfg,
+             "{\"bench\":{\"batches\":\"%s\",\"device\":\"%s\",\"layers\":%d,\"seq\":%d,"
+             "\"soft\":%d,\"sender_layer\":%d,\"iters\":%d,\"time\":%lld,\"pid\":%d}}",
+             o->batches, b->device, o->layers, o->seq, o->soft, o->sender_layer, o->iters,
+             (long long)time(NULL), (int)getpid());
+    tp_sha256_hex(cfg, strlen(cfg), hash);
+    tp_run_meta meta = {0};
+    meta.config_json = cfg;
+    meta.config_hash = hash;
+    meta.seed = (int64_t)o->seed;
+    meta.sender = "llama-3.1-8b (random bf16)";
+    meta.receiver = "mistral-7b (random bf16)";
+    meta.bridge = "perceiver (bench)";
+    meta.device = b->device;
+    meta.git_dirty = -1;
+    int64_t run_id = 0;
+    int attempt = 0;
+    tp_status s = tp_store_run_begin(st, &meta, &run_id, &attempt, err);
+    for (int i = 0; s == TP_OK && i < b->n_rows; i++) {
+        const brow *r = &b->rows[i];
+        char stage[64];
+        snprintf(stage, sizeof stage, "%s%s", strcmp(r->impl, "telepathy") ? "torch/" : "",
+                 r->kase);
+        tp_latency_row lr = {stage,
+                             r->batch,
+                             -1,
+                             o->iters,
+                             r->ms,
+                             NAN,
+                             isnan(r->peak_mb) ? -1 : (int64_t)(r->peak_mb * (1 << 20)),
+                             r->device};
+        s = tp_store_latency_add(st, run_id, &lr, 1, err);
+    }
+    if (run_id)
+        tp_store_run_finish(st, run_id, s == TP_OK ? TP_RUN_DONE : TP_RUN_FAILED, NULL, NULL, NULL);
+    tp_store_close(st);
+    return s;
+}
+
+tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
+    bench bb, *b = &bb;
+    memset(b, 0, sizeof bb);
+    b->o = o;
+    b->rng = (tp_rng){o->seed, 1, 0};
+    snprintf(b->device, sizeof b->device, "cpu");
+#ifdef TP_HAVE_CUDA
+    if (o->device == TP_CUDA) {
+        TP_TRY(tp_cuda_backend_register(err));
+        tp_cuda_info info;
+        TP_TRY(tp_cuda_get_info(&info, err));
+        snprintf(b->device, sizeof b->device, "%s", info.name);
+    }
+#else
+    if (o->device == TP_CUDA)
+        return tp_errf(err, TP_EUNSUP,
+                       "bench: this binary was built without CUDA (use --device "
+                       "cpu with --tiny for a smoke run)");
+#endif
+    tp_model_config sc, rc;
+    if (o->tiny) {
+        tp_bench_config_tiny(&sc, TP_ARCH_LLAMA, o->layers);
+        tp_bench_config_tiny(&rc, TP_ARCH_MISTRAL, o->layers);
+    } else {
+        tp_bench_config_llama31_8b(&sc, o->layers);
+        tp_bench_config_mistral_7b(&rc, o->layers);
+    }
+    tp_dtype wdt = o->device == TP_CPU ? TP_F32 : TP_BF16;
+    double t0 = now_ms();
+    tp_status s = tp_bench_model_new(&b->snd, &sc, o->device, wdt, o->seed, err);
+    if (s == TP_OK) s = tp_bench_model_new(&b->rcv, &rc, o->device, wdt, o->seed + 1, err);
+    if (s == TP_OK)
+        s = tp_bench_perceiver_new(&b->br, rc.hidden_size, o->soft, 2, 8, 4, o->device, o->seed + 2,
+                                   err);
+    if (s == TP_OK && !(b->ctx = tp_ctx_new(o->device)))
+        s = tp_errf(err, TP_ENOMEM, "bench: out of memory");
+    if (s == TP_OK) {
+        tp_tensor **ps;
+        int np = tp_bench_perceiver_params(b->br, &ps);
+        tp_adamw_cfg ac = tp_adamw_defaults();
+        if (!(b->opt = tp_adamw_new(ps, np, &ac, err))) s = err->code ? err->code : TP_ENOMEM;
+    }
+    if (s == TP_OK) s = dev_sync(b, err);
+    if (s == TP_OK)
+        fprintf(stderr,
+                "bench: %s: sender %d layers, receiver %d layers, bridge %.0fM params; set up in "
+                "%.1f s\n",
+                b->device, sc.num_hidden_layers, rc.num_hidden_layers,
+                tp_bench_perceiver_numel(b->br) / 1e6, (now_ms() - t0) / 1e3);
+    for (const char *p = o->batches; s == TP_OK && p && *p;) {
+        b->B = atoi(p);
+        if (b->B < 1) {
+            s = tp_errf(err, TP_EINVAL, "bench: batch '%s' must be a positive integer", p);
+            break;
+        }
+        s = batch_setup(b, err);
+        for (int k = 0; s == TP_OK && k < N_CASES; k++) {
+            if (!want_case(o, k_cases[k])) continue;
+            if (k == 5 && b->B > 8) continue;
+            if (k == 6 && b->B != 8) continue;
+            double ms = 0;
+            peak_reset(b);
+            s = time_case(b, k, &ms, err);
+            if (s != TP_OK) {
+                tp_err_prefix(err, "bench case %s, batch %d", k_cases[k], b->B);
+                break;
+            }
+            add_row(b, "telepathy", k_cases[k], b->B, ms, peak_mb(b), b->device);
+            fprintf(stderr, "  %-16s B=%-3d %10.2f ms  peak %.1f GiB\n", k_cases[k], b->B, ms,
+                    peak_mb(b) / 1024);
+        }
+        const char *c = strchr(p, ',');
+        p = c ? c + 1 : NULL;
+    }
+    bench_free(b);
+    if (s != TP_OK && b->n_rows == 0) return s;
+    if (s != TP_OK) /* keep what was measured; the error is still returned */
+        fprintf(stderr, "bench: stopped early: %s\n", err->msg);
+    tp_err perr = {0};
+    if (o->peer && o->peer[0] && o->device == TP_CUDA) run_peer(b, &perr);
+    print_table(b, stdout);
+    if (o->md_out) {
+        FILE *f = fopen(o->md_out, "w");
+        if (f) {
+            print_md(b, f);
+            fclose(f);
+        } else {
+            fprintf(stderr, "bench: warning: cannot write %s\n", o->md_out);
+        }
+    }
+    if (o->json_out) write_json(b, o->json_out);
+    if (o->db) {
+        tp_err se = {0};
+        if (store_rows(b, &se) != TP_OK)
+            fprintf(stderr, "bench: warning: results not stored in %s: %s\n", o->db, se.msg);
+    }
+    return s;
+}

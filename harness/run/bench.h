@@ -1,0 +1,64 @@
+/* bench.h — `telepathy bench`: the study's latency cases on the real shapes (Llama-3.1-8B
+ * sender, Mistral-7B receiver, random bf16 weights made on the device from a seed; speed does not
+ * depend on weight values), timed on this harness and, in the same invocation, on PyTorch +
+ * transformers through bench/peer_torch.py, printed as one table with the ratio.
+ *
+ * Cases (B = batch): sender_encode (B x 67 tokens -> hidden state of --sender-layer), bridge
+ * (Perceiver, M soft tokens, depth 2, 8 heads, FFN x4, the shapes of peer_torch.py),
+ * receiver_decode
+ * ([4 primer][M soft][3 target] embeddings -> last-position logits), end_to_end (the three),
+ * receiver_direct (80 tokens -> last logits), text_relay (sender greedy 50 tokens with a KV cache,
+ * then the receiver classifies 30 + 50 tokens; B <= 8), train_step (B = 8 only: bridge forward,
+ * receiver forward to the target logits, cross-entropy, backward to the bridge, clipping, AdamW).
+ * Each case: warm-up, then the median of --iters timed calls (CUDA events on the GPU, a monotonic
+ * clock on the CPU), and the peak device bytes (weights included, as torch's max allocated). */
+#ifndef TP_RUN_BENCH_H
+#define TP_RUN_BENCH_H
+
+#include "model/model.h"
+#include "telepathy/status.h"
+#include "telepathy/tensor.h"
+
+typedef struct tp_bench_opts {
+    tp_device device;
+    const char *batches; /* "1,8,32" */
+    const char *cases;   /* comma list, NULL = all */
+    int layers;          /* 0 = the real depth (32); n truncates both models (smoke runs) */
+    int sender_layer;    /* hidden_states index read from the sender (clamped to the depth) */
+    int seq, soft, relay_tokens, iters, warmup;
+    int tiny;       /* tiny widths (CPU smoke test of the command itself) */
+    const char *db; /* results.db path or NULL */
+    const char *json_out, *md_out;
+    const char *peer;   /* path of peer_torch.py, or NULL to skip the PyTorch side */
+    const char *python; /* interpreter for the peer (default python3) */
+    uint64_t seed;
+} tp_bench_opts;
+
+void tp_bench_defaults(tp_bench_opts *o);
+tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err);
+
+/* ---- pieces (bench_model.c, bench_perceiver.c) ---- */
+/* Real configs of the study's models (HF values), optionally truncated to `layers`. */
+void tp_bench_config_llama31_8b(tp_model_config *c, int layers);
+void tp_bench_config_mistral_7b(tp_model_config *c, int layers);
+void tp_bench_config_tiny(tp_model_config *c, tp_arch arch, int layers);
+/* A model of cfg with random weights of dtype dt on dev (N(0, 0.02^2), norms 1). */
+tp_status tp_bench_model_new(tp_model **out, const tp_model_config *cfg, tp_device dev, tp_dtype dt,
+                             uint64_t seed, tp_err *err);
+
+typedef struct tp_bench_perceiver tp_bench_perceiver;
+/* peer_torch.py's Perceiver: latents [M,D], depth blocks of (LN, cross-attention with key
+ * padding, LN, self-attention, LN, FFN GELU x ffn), RMS norm, * alpha. f32 trainable params on
+ * dev plus a bf16 copy for inference. */
+tp_status tp_bench_perceiver_new(tp_bench_perceiver **out, int d, int m, int depth, int heads,
+                                 int ffn, tp_device dev, uint64_t seed, tp_err *err);
+void tp_bench_perceiver_free(tp_bench_perceiver *p);
+/* h [B,T,D], mask f32 [B,T] -> [B,M,D]. train = 0 uses the bf16 copy (no grad); train = 1 casts
+ * the f32 params on the tape, so a backward reaches them. */
+tp_tensor *tp_bench_perceiver_forward(tp_bench_perceiver *p, tp_ctx *c, tp_tensor *h,
+                                      tp_tensor *mask, int train);
+/* The trainable f32 params (for AdamW / clipping); the bf16 inference copy is not refreshed. */
+int tp_bench_perceiver_params(tp_bench_perceiver *p, tp_tensor ***params);
+int64_t tp_bench_perceiver_numel(const tp_bench_perceiver *p);
+
+#endif
