@@ -4,6 +4,7 @@
 # script sees status "resumed") and ends with exactly the result of an uninterrupted run (same
 # accuracy, same final loss, same predictions).
 # Env (set by ctest): TELEPATHY, TELEPATHY_PLUGIN_PATH.
+# TP_TEST_SLOW: minutes under the sanitizers, so `make test-asan` leaves it out.
 set -u
 T=${TELEPATHY:?TELEPATHY must point at the telepathy binary}
 fail=0

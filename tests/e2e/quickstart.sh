@@ -4,6 +4,7 @@
 # chance and the baselines must be recorded as runs of their own. Re-running the script on the
 # same db skips every finished configuration (no new runs, same table).
 # Env (set by ctest): TELEPATHY, TP_BUILD_DIR, TP_SOURCE_DIR, TELEPATHY_PLUGIN_PATH.
+# TP_TEST_SLOW: minutes under the sanitizers, so `make test-asan` leaves it out.
 set -u
 T=${TELEPATHY:?TELEPATHY must point at the telepathy binary}
 SRC=${TP_SOURCE_DIR:?}

@@ -1,8 +1,10 @@
-/* test_resume.c — a training run killed with SIGKILL after its first checkpoint resumes from
+/* test_run_resume.c — a training run killed with SIGKILL after its first checkpoint resumes from
  * that checkpoint and ends bit-identical to an uninterrupted run (per-step losses, predictions,
  * accuracy); a finished configuration is then skipped on re-run, returning the stored result.
  * The victim is a forked child with its own store connection, as a separate `telepathy run`
- * process would be; the parent opening the db afterwards marks the dead run `interrupted`. */
+ * process would be; the parent opening the db afterwards marks the dead run `interrupted`.
+ * TP_TEST_SLOW: minutes under the sanitizers at -O0, so `make test-asan` leaves it out.
+ */
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>

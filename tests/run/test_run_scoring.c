@@ -51,11 +51,10 @@ static void test_schemes(void) {
         json_decref(b);
         const char *kinds[] = {"sender_direct", "receiver_direct"};
         for (int k = 0; k < 2; k++) {
-            json_t *s =
-                json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:i}", "baseline", kinds[k],
-                          k ? "receiver" : "sender", k ? "tiny_mistral" : "tiny_llama", "task",
-                          "toy", "task_options", "n_train", 32, "n_eval", 16, "scoring", schemes[i],
-                          "max_new_tokens", 4);
+            json_t *s = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:i}", "baseline", kinds[k],
+                                  k ? "receiver" : "sender", k ? "tiny_mistral" : "tiny_llama",
+                                  "task", "toy", "task_options", "n_train", 32, "n_eval", 16,
+                                  "scoring", schemes[i], "max_new_tokens", 4);
             check_run(&f, kinds[k], s, schemes[i]);
             json_decref(s);
         }

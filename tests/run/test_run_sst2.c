@@ -1,8 +1,10 @@
-/* test_sst2.c — SST-2 end to end on the real GLUE files in ../shared/data (read through the
+/* test_run_sst2.c — SST-2 end to end on the real GLUE files in ../shared/data (read through the
  * runner's data directory, as [paths] data sets it) with the tiny models and a small step count:
  * a bridge run over the full validation split (872 predictions) and a receiver-direct baseline on
  * a seeded stratified sample of 100, each with rows in runs, metrics, predictions and results.
- * Skipped with a message when ../shared is absent. */
+ * Skipped with a message when ../shared is absent.
+ * TP_TEST_SLOW: minutes under the sanitizers at -O0, so `make test-asan` leaves it out.
+ */
 #include "run_fixture.h"
 
 static void test_sst2_end_to_end(void) {

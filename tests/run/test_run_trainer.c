@@ -1,4 +1,4 @@
-/* test_trainer.c — the bridge learns, training is deterministic, and gradients of the whole
+/* test_run_trainer.c — the bridge learns, training is deterministic, and gradients of the whole
  * pipeline match finite differences.
  *
  * learns: toy (2 balanced classes, 64 stratified eval rows, so the majority class scores 0.5)
@@ -7,7 +7,9 @@
  * 0.85-0.95 here. The loss must fall: the mean of the last 30 steps below 0.6 x the first 30.
  * determinism: the same spec twice (two stores) gives bit-identical per-step losses and the same
  * predictions and scores. gradcheck: d loss / d param of bridge parameters (reached only through
- * the frozen receiver) against central differences, for both CE forms. */
+ * the frozen receiver) against central differences, for both CE forms.
+ * TP_TEST_SLOW: minutes under the sanitizers at -O0, so `make test-asan` leaves it out.
+ */
 #include <math.h>
 
 #include "run/run_config.h"
