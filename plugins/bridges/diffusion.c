@@ -67,7 +67,7 @@
 TP_PLUGIN_DEFINE_API;
 
 #define API             tp_plugin_api_
-#define DF_MAX_DEPTH    12
+#define DF_MAX_DEPTH    8   /* 16 + 24 per block parameters: 208 at most, under TP_MAX_PARAMS */
 #define DF_TFREQ        256 /* DiT's timestep frequency embedding size */
 #define DF_LN_EPS       1e-6f
 #define DF_LNC_EPS      1e-5f

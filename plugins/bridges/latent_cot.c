@@ -42,7 +42,7 @@
 TP_PLUGIN_DEFINE_API;
 
 #define API            tp_plugin_api_
-#define LC_MAX_DEPTH   8
+#define LC_MAX_DEPTH   6 /* 7 + 36 per block parameters: 223 at most, under TP_MAX_PARAMS */
 #define LC_MAX_STEPS   64
 #define LC_LN_EPS      1e-5f /* nn.LayerNorm default */
 #define LC_RMS_EPS     1e-6f

@@ -767,7 +767,7 @@ static void test_options(void) {
     expect_error(&f, "mode=ddpm", &dims, "mode");
     expect_error(&f, "ema=maybe", &dims, "ema");
     expect_error(&f, "ema_decay=1", &dims, "ema_decay");
-    expect_error(&f, "depth=13", &dims, "depth");
+    expect_error(&f, "depth=9", &dims, "depth");
     expect_error(&f, "steps=0", &dims, "steps");
     expect_error(&f, "alpha_init=big", &dims, "alpha_init");
     tp_bridge_dims nocal = dims;
@@ -776,9 +776,15 @@ static void test_options(void) {
     tp_bridge_dims bad = dims;
     bad.d_receiver = 0;
     expect_error(&f, "", &bad, "receiver width");
-    /* the study's settings are the defaults: 10 Euler steps, EMA 0.999, flow */
+    /* the deepest allowed DiT fits the trainer's parameter table (TP_MAX_PARAMS) */
     inst in;
     tp_err err = {0};
+    if (inst_new(&f, "width=8,heads=2,depth=8", &dims, &in, &err) == TP_OK)
+        TP_CHECK(in.params.n == 16 + 24 * 8 && in.params.n <= TP_MAX_PARAMS);
+    else
+        TP_CHECKF(0, "depth=8: %s", err.msg);
+    inst_free(&f, &in);
+    /* the study's settings are the defaults: 10 Euler steps, EMA 0.999, flow */
     if (inst_new(&f, "width=8,heads=2,depth=1", &dims, &in, &err) == TP_OK) {
         TP_CHECK(flags_of(&f, &in) == TP_BRIDGE_NEEDS_TARGET);
         TP_CHECK(f.vt->num_tokens(in.state) == 16);

@@ -377,7 +377,7 @@ static void test_options(void) {
     expect_error(&f, "heads=3", &dims, "heads = 3 does not divide");
     expect_error(&f, "steps=0", &dims, "steps");
     expect_error(&f, "latents=0", &dims, "latents");
-    expect_error(&f, "depth=9", &dims, "depth");
+    expect_error(&f, "depth=7", &dims, "depth");
     expect_error(&f, "alpha_init=warm", &dims, "alpha_init");
     tp_bridge_dims nocal = dims;
     nocal.recv_embed_rms = 0;
@@ -385,9 +385,15 @@ static void test_options(void) {
     tp_bridge_dims bad = dims;
     bad.d_sender = 0;
     expect_error(&f, "", &bad, "sender width");
-    /* the study's phase 19 shape is the default: 4 steps x 8 latents */
+    /* the deepest allowed stack fits the trainer's parameter table (TP_MAX_PARAMS) */
     inst in;
     tp_err err = {0};
+    if (inst_new(&f, "heads=2,depth=6", &dims, &in, &err) == TP_OK)
+        TP_CHECK(in.params.n == 7 + 36 * 6 && in.params.n <= TP_MAX_PARAMS);
+    else
+        TP_CHECKF(0, "depth=6: %s", err.msg);
+    inst_free(&f, &in);
+    /* the study's phase 19 shape is the default: 4 steps x 8 latents */
     if (inst_new(&f, "heads=2,depth=1", &dims, &in, &err) == TP_OK)
         TP_CHECK(f.vt->num_tokens(in.state) == 32);
     inst_free(&f, &in);
