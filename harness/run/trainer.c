@@ -213,6 +213,7 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
     dims.sender_vocab = t->S->cfg.vocab_size;
     dims.receiver_vocab = t->R->cfg.vocab_size;
     dims.seed = cfg->seed;
+    dims.n_classes = cfg->info.n_labels;
     st = embed_rms(t->R, &dims.recv_embed_rms, err);
     if (st != TP_OK) goto fail;
     t->bv = cfg->bridge->desc.vtable;
@@ -220,6 +221,26 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
     if (st != TP_OK) {
         tp_err_prefix(err, "bridge '%s'", cfg->bridge->desc.name);
         goto fail;
+    }
+    {
+        /* bridges that need more than the plain soft-token path (ABI 1.1 flags, calibration)
+         * are refused by name rather than run half-supported */
+        uint32_t fl = TP_BRIDGE_HAS(t->bv, flags) ? t->bv->flags(t->bs) : 0;
+        int calib =
+            TP_BRIDGE_HAS(t->bv, calibration_examples) ? t->bv->calibration_examples(t->bs) : 0;
+        const char *why = fl & TP_BRIDGE_CLASSIFIER      ? "CLASSIFIER (a head without receiver)"
+                          : fl & TP_BRIDGE_RECEIVER_TEXT ? "RECEIVER_TEXT (soft tokens + text)"
+                          : fl & TP_BRIDGE_NEEDS_TARGET  ? "NEEDS_TARGET (receiver target "
+                                                           "embeddings)"
+                          : fl                           ? "an unknown flag"
+                          : calib > 0                    ? "calibration on training examples"
+                                                         : NULL;
+        if (why) {
+            st = tp_errf(err, TP_EUNSUP,
+                         "bridge '%s' needs %s, which this trainer does not support yet",
+                         cfg->bridge->desc.name, why);
+            goto fail;
+        }
     }
     int M = t->bv->num_tokens(t->bs);
     if (M <= 0) {
@@ -252,11 +273,17 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
             goto fail;
         }
         uint32_t need = t->lv[i]->needs(t->lstate[i]);
-        if (need & TP_NEED_TARGET_EMB) {
+        const uint32_t have =
+            TP_NEED_LOGITS | TP_NEED_FIRST_TOKEN | TP_NEED_SOFT | TP_NEED_SENDER | TP_NEED_AUX;
+        if (need & ~have) {
+            uint32_t miss = need & ~have;
             st = tp_errf(err, TP_EUNSUP,
-                         "loss '%s' needs receiver target embeddings, which no component of "
-                         "this run provides",
-                         cfg->losses[i].plugin->desc.name);
+                         "loss '%s' needs %s, which no component of this run "
+                         "provides",
+                         cfg->losses[i].plugin->desc.name,
+                         miss & TP_NEED_TARGET_EMB   ? "receiver target embeddings"
+                         : miss & TP_NEED_ANSWER_IDS ? "sender-tokenizer answer ids"
+                                                     : "an input unknown to this trainer");
             goto fail;
         }
         t->needs |= need;
