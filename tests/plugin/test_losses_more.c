@@ -1007,13 +1007,103 @@ static void test_vq_commit(void) {
     bo.aux[1] = tp_full(c, TP_F32, TP_DIMS(3), 0.75);
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_ESHAPE);
     TP_CHECKF(strstr(err.msg, "3 elements"), "%s", err.msg);
+    /* the entropy bonus, when the bridge gives one, is added (include_entropy = true) */
+    bo.aux[1] = tp_full(c, TP_F32, TP_DIMS(1), 0.75);
+    bo.n_aux = 3;
+    bo.aux_name[2] = "vq_entropy_bonus";
+    bo.aux[2] = tp_full(c, TP_F32, TP_DIMS(1), -0.125);
+    TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_OK);
+    if (loss) TP_CHECK_NEAR(tp_item(loss, 0), 0.625, 1e-7);
+    bo.aux[2] = tp_full(c, TP_F32, TP_DIMS(2), -0.125);
+    TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_ESHAPE);
+    TP_CHECKF(strstr(err.msg, "vq_entropy_bonus"), "%s", err.msg);
     bo.n_aux = 1;
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EINVAL);
     TP_CHECKF(strstr(err.msg, "'vq_commit'") && strstr(err.msg, "codes"), "%s", err.msg);
-    tp_ctx_free(c);
     fx_close(&f);
+    if (fx_open(&f, "vq_commit", "include_entropy=false", &dims)) {
+        bo.n_aux = 3;
+        bo.aux[2] = tp_full(c, TP_F32, TP_DIMS(1), -0.125);
+        TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_OK);
+        if (loss) TP_CHECK_NEAR(tp_item(loss, 0), 0.75, 1e-7);
+        fx_close(&f);
+    }
+    tp_ctx_free(c);
+}
+
+/* With the real vq bridge: the loss is its commitment term (+ its entropy bonus), and its
+ * gradient reaches the codebook (which learns only through this loss). */
+static void test_vq_commit_with_vq_bridge(void) {
+    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bridges/vq.so", dir ? dir : ".");
+    tp_registry *reg = NULL;
+    const tp_plugin *vq = NULL;
+    tp_err err = {0};
+    if (tp_registry_new(&reg, &err) != TP_OK || tp_registry_load(reg, path, &err) != TP_OK ||
+        tp_registry_find(reg, TP_PLUGIN_BRIDGE, "vq", &vq, &err) != TP_OK) {
+        TP_CHECKF(0, "loading %s: %s", path, err.msg);
+        tp_registry_free(reg);
+        return;
+    }
+    const tp_bridge_vtable *bv = vq->desc.vtable;
+    tp_bridge_dims dims = mkdims(6, 8, 10, 3);
+    for (int ent = 0; ent < 2; ent++) {
+        tp_options *o = NULL;
+        tp_params ps = {0};
+        void *bs = NULL;
+        fixture f;
+        const char *bopts = ent ? "tokens=2,depth=1,heads=2,codebook=5,entropy_weight=0.1"
+                                : "tokens=2,depth=1,heads=2,codebook=5";
+        if (tp_options_new("bridge", "vq", vq->desc.options, vq->desc.n_options, &o, &err) !=
+                TP_OK ||
+            tp_options_set_list(o, bopts, &err) != TP_OK ||
+            bv->create(o, &dims, &ps, &bs, &err) != TP_OK) {
+            TP_CHECKF(0, "vq (%s): %s", bopts, err.msg);
+        } else if (fx_open(&f, "vq_commit", "", &dims)) {
+            double hv[2 * 3 * 6];
+            fill(hv, 36, 71, 1.0);
+            float hf[36];
+            to_f(hv, hf, 36);
+            tp_ctx *c = tp_ctx_new(TP_CPU);
+            tp_ctx_reset(c);
+            tp_bridge_out bo;
+            tp_tensor *h = tp_from_f32(c, TP_DIMS(2, 3, 6), hf);
+            TP_CHECK(bv->forward(bs, c, h, NULL, 1, &bo, &err) == TP_OK);
+            double commit = NAN, bonus = 0;
+            for (int i = 0; i < bo.n_aux; i++) {
+                if (!strcmp(bo.aux_name[i], "vq_commit")) commit = tp_item(bo.aux[i], 0);
+                if (!strcmp(bo.aux_name[i], "vq_entropy_bonus")) bonus = tp_item(bo.aux[i], 0);
+            }
+            TP_CHECKF(!ent || bonus != 0, "vq with entropy_weight gave no bonus");
+            tp_loss_inputs in = {0};
+            in.bridge = &bo;
+            in.soft = bo.soft;
+            tp_tensor *loss = NULL;
+            TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_OK);
+            if (loss) {
+                TP_CHECK_NEAR(tp_item(loss, 0), commit + bonus, 1e-6 * fmax(1, fabs(commit)));
+                for (int i = 0; i < ps.n; i++) tp_param_zero_grad(ps.p[i]);
+                TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+                int reached = 0;
+                for (int i = 0; i < ps.n; i++) {
+                    if (strcmp(ps.p[i]->name, "codebook") || !ps.p[i]->grad) continue;
+                    float *g = ps.p[i]->grad->data;
+                    for (int64_t k = 0; k < tp_numel(ps.p[i]); k++) reached |= g[k] != 0;
+                }
+                TP_CHECKF(reached, "the commitment loss did not reach the codebook");
+            }
+            tp_ctx_free(c);
+            fx_close(&f);
+        }
+        if (bs) bv->destroy(bs);
+        for (int i = 0; i < ps.n; i++) tp_tensor_free(ps.p[i]);
+        tp_options_free(o);
+    }
+    tp_registry_free(reg);
 }
 
 TP_TEST_RUN(TP_CASE(test_infonce_hand), TP_CASE(test_infonce_grads), TP_CASE(test_infonce_errors),
             TP_CASE(test_reconstruction), TP_CASE(test_anchor), TP_CASE(test_bow),
-            TP_CASE(test_token_weighting), TP_CASE(test_flow_match), TP_CASE(test_vq_commit))
+            TP_CASE(test_token_weighting), TP_CASE(test_flow_match), TP_CASE(test_vq_commit),
+            TP_CASE(test_vq_commit_with_vq_bridge))
