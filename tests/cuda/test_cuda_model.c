@@ -261,7 +261,7 @@ static void test_training_run(void) {
     fprintf(stderr, "  training: cpu loss %.4f -> %.4f, cuda %.4f -> %.4f\n", f0c, lc, f0g, lg);
     TP_CHECK(okc && okg);
     TP_CHECKF(lg < 0.5 * f0g, "cuda training did not learn: %.4f -> %.4f", f0g, lg);
-    TP_CHECKF(fabs(lg - lc) <= 1e-2 * fmax(1.0, fabs(lc)), "cuda final loss %.5f vs cpu %.5f", lg,
+    TP_CHECKF(fabs(lg - lc) <= 3e-2 * fmax(1.0, fabs(lc)), "cuda final loss %.5f vs cpu %.5f", lg,
               lc);
 }
 
