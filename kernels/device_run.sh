@@ -53,7 +53,7 @@ LEFT=$((${TP_TOTAL_BUDGET:-570} - ($(date +%s) - START)))
 stage bench ${TP_BENCH_TIMEOUT:-$LEFT} "$BIN/telepathy" bench --device cuda \
   --batches "${TP_BENCH_BATCHES:-1,8,32}" --iters "${TP_BENCH_ITERS:-5}" \
   --db "$OUT/logs/results.db.tmp" --json "$OUT/bench.json" --md "$OUT/bench.md" \
-  --peer "$ROOT/bench/peer_torch.py"
+  --peer "$ROOT/bench/peer_torch.py" ${TP_PEER_COMPILE:+--peer-compile}
 rm -f "$OUT/logs/results.db.tmp"* # the table is in bench.json/md; keep the file count low
 
 {

@@ -30,6 +30,7 @@ static void help(void) {
         "  --json FILE --md FILE write the joint table as JSON / markdown\n"
         "  --peer FILE           peer script (default: none; e.g. bench/peer_torch.py)\n"
         "  --python EXE          interpreter for the peer (default python3)\n"
+        "  --peer-compile        also time torch.compile (reduce-overhead) at batch 1\n"
         "  --seed N              weight / input seed (default 1234)\n");
 }
 
@@ -57,6 +58,10 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env) {
         const char *a = argv[i];
         if (!strcmp(a, "--tiny")) {
             o.tiny = 1;
+            continue;
+        }
+        if (!strcmp(a, "--peer-compile")) {
+            o.peer_compile = 1;
             continue;
         }
         static const char *const known[] = {

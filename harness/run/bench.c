@@ -379,12 +379,13 @@ static void run_peer(bench *b, tp_err *err) {
     snprintf(out, sizeof out, "/tmp/tp_peer_%d.json", (int)getpid());
     snprintf(cmd, sizeof cmd,
              "%s '%s' --batches '%s' --cases '%s' --layers %d --sender-layer %d --seq %d --soft "
-             "%d --relay-tokens %d --iters %d --out '%s'",
+             "%d --relay-tokens %d --iters %d --out '%s'%s",
              o->python ? o->python : "python3", o->peer, o->batches,
              o->cases && o->cases[0] ? o->cases
                                      : "sender_encode,bridge,receiver_decode,end_to_end,"
                                        "receiver_direct,text_relay,train_step",
-             o->layers, o->sender_layer, o->seq, o->soft, o->relay_tokens, o->iters, out);
+             o->layers, o->sender_layer, o->seq, o->soft, o->relay_tokens, o->iters, out,
+             o->peer_compile ? " --compile" : "");
     fprintf(stderr, "bench: running the PyTorch peer: %s\n", cmd);
     fflush(stderr);
     int rc = system(cmd);
@@ -405,8 +406,11 @@ static void run_peer(bench *b, tp_err *err) {
     json_array_foreach(arr, i, r) {
         json_t *pk = json_object_get(r, "peak_mb");
         const char *kase = json_string_value(json_object_get(r, "case"));
+        const char *impl = json_string_value(json_object_get(r, "impl"));
+        if (!json_object_get(r, "ms")) continue; /* a case the peer could not run */
         const char *dev = json_string_value(json_object_get(r, "device"));
-        add_row(b, "torch", kase ? kase : "?", (int)json_integer_value(json_object_get(r, "batch")),
+        add_row(b, impl && !strcmp(impl, "torch_compile") ? "torch_compile" : "torch",
+                kase ? kase : "?", (int)json_integer_value(json_object_get(r, "batch")),
                 json_number_value(json_object_get(r, "ms")), pk ? json_number_value(pk) : NAN,
                 dev ? dev : "?");
     }
@@ -425,36 +429,46 @@ static const brow *find(const bench *b, const char *impl, const char *kase, int 
 }
 
 static void print_table(const bench *b, FILE *f) {
-    fprintf(f, "%-16s %5s %12s %12s %9s %9s %9s\n", "case", "batch", "ours_ms", "torch_ms",
-            "speedup", "peakGiB", "tpeakGiB");
+    fprintf(f, "%-16s %5s %10s %10s %8s %10s %8s %8s %8s\n", "case", "batch", "ours_ms", "eager_ms",
+            "x_eager", "compile_ms", "x_comp", "peakGiB", "tpeakGiB");
     for (int i = 0; i < b->n_rows; i++) {
         const brow *r = &b->rows[i];
         if (strcmp(r->impl, "telepathy")) continue;
         const brow *t = find(b, "torch", r->kase, r->batch);
-        fprintf(f, "%-16s %5d %12.2f %12.2f %9.2f %9.1f %9.1f\n", r->kase, r->batch, r->ms,
-                t ? t->ms : NAN, t ? t->ms / r->ms : NAN, r->peak_mb / 1024,
-                t ? t->peak_mb / 1024 : NAN);
+        const brow *c = find(b, "torch_compile", r->kase, r->batch);
+        fprintf(f, "%-16s %5d %10.2f %10.2f %8.2f %10.2f %8.2f %8.1f %8.1f\n", r->kase, r->batch,
+                r->ms, t ? t->ms : NAN, t ? t->ms / r->ms : NAN, c ? c->ms : NAN,
+                c ? c->ms / r->ms : NAN, r->peak_mb / 1024, t ? t->peak_mb / 1024 : NAN);
     }
 }
 
 static void print_md(const bench *b, FILE *f) {
-    fprintf(f, "telepathy bench on %s (ours: %s; peer: PyTorch eager + transformers sdpa)\n\n",
+    fprintf(f,
+            "telepathy bench on %s (ours: %s; peers: PyTorch + transformers sdpa, eager and, "
+            "where run, torch.compile reduce-overhead)\n\n",
             b->device,
             b->o->device == TP_CUDA ? "bf16 weights, cuBLASLt, fused kernels" : "cpu reference");
-    fprintf(f, "| case | batch | telepathy ms | torch eager ms | speed-up (torch/ours) | "
-               "peak GiB ours | peak GiB torch |\n|---|---|---|---|---|---|---|\n");
+    fprintf(f,
+            "| case | batch | telepathy ms | torch eager ms | speed-up vs eager | torch.compile ms "
+            "| speed-up vs compile | peak GiB ours | peak GiB torch eager |\n"
+            "|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < b->n_rows; i++) {
         const brow *r = &b->rows[i];
         if (strcmp(r->impl, "telepathy")) continue;
         const brow *t = find(b, "torch", r->kase, r->batch);
-        char tm[32] = "—", ra[32] = "—", tp[32] = "—";
+        const brow *c = find(b, "torch_compile", r->kase, r->batch);
+        char tm[32] = "—", ra[32] = "—", tp[32] = "—", cm[32] = "—", cr[32] = "—";
         if (t) {
             snprintf(tm, sizeof tm, "%.2f", t->ms);
             snprintf(ra, sizeof ra, "%.2fx", t->ms / r->ms);
             snprintf(tp, sizeof tp, "%.1f", t->peak_mb / 1024);
         }
-        fprintf(f, "| %s | %d | %.2f | %s | %s | %.1f | %s |\n", r->kase, r->batch, r->ms, tm, ra,
-                r->peak_mb / 1024, tp);
+        if (c) {
+            snprintf(cm, sizeof cm, "%.2f", c->ms);
+            snprintf(cr, sizeof cr, "%.2fx", c->ms / r->ms);
+        }
+        fprintf(f, "| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %s |\n", r->kase, r->batch, r->ms,
+                tm, ra, cm, cr, r->peak_mb / 1024, tp);
     }
 }
 
@@ -498,8 +512,8 @@ static tp_status store_rows(const bench *b, tp_err *err) {
     for (int i = 0; s == TP_OK && i < b->n_rows; i++) {
         const brow *r = &b->rows[i];
         char stage[64];
-        snprintf(stage, sizeof stage, "%s%s", strcmp(r->impl, "telepathy") ? "torch/" : "",
-                 r->kase);
+        int ours = !strcmp(r->impl, "telepathy");
+        snprintf(stage, sizeof stage, "%s%s%s", ours ? "" : r->impl, ours ? "" : "/", r->kase);
         tp_latency_row lr = {stage,
                              r->batch,
                              -1,
@@ -595,7 +609,7 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
     if (s != TP_OK) /* keep what was measured; the error is still returned */
         fprintf(stderr, "bench: stopped early: %s\n", err->msg);
     tp_err perr = {0};
-    if (o->peer && o->peer[0] && o->device == TP_CUDA) run_peer(b, &perr);
+    if (o->peer && o->peer[0]) run_peer(b, &perr);
     print_table(b, stdout);
     if (o->md_out) {
         FILE *f = fopen(o->md_out, "w");

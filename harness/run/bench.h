@@ -31,6 +31,7 @@ typedef struct tp_bench_opts {
     const char *json_out, *md_out;
     const char *peer;   /* path of peer_torch.py, or NULL to skip the PyTorch side */
     const char *python; /* interpreter for the peer (default python3) */
+    int peer_compile;   /* also time the torch.compile peer (batch 1; minutes of compiling) */
     uint64_t seed;
 } tp_bench_opts;
 
