@@ -198,10 +198,37 @@ static tp_status score_generate(const tp_scorer *s, const tp_prefix *p, int *pre
     return st;
 }
 
+const char *tp_scorer_scheme(const tp_scorer *s) {
+    return s->classify ? "classifier" : tp_scoring_name(s->scoring);
+}
+
+static tp_status score_classify(const tp_scorer *s, tp_ctx *ctx, const tp_example *const *rows,
+                                int B, int *pred, double *score, tp_err *err) {
+    tp_tensor *lg = NULL;
+    TP_TRY(s->classify(s->user, ctx, rows, B, &lg, err));
+    int C = s->info->n_labels;
+    if (!lg || lg->ndim != 2 || lg->shape[0] != B || lg->shape[1] != C)
+        return tp_errf(err, TP_ESHAPE, "classifier bridge: class_logits must be [%d,%d]", B, C);
+    float *h;
+    TP_TRY(host_f32(ctx, lg, &h, err));
+    for (int b = 0; b < B; b++) {
+        const float *row = h + (size_t)b * C;
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (row[c] > row[best]) best = c;
+        double z = 0;
+        for (int c = 0; c < C; c++) z += exp((double)row[c] - row[best]);
+        pred[b] = best;
+        score[b] = 1.0 / z;
+    }
+    free(h);
+    return TP_OK;
+}
+
 tp_status tp_score(const tp_scorer *s, tp_ctx *ctx, const tp_example *const *rows, int n,
                    tp_eval_out *out, tp_err *err) {
     memset(out, 0, sizeof *out);
-    if (s->scoring == TP_SCORE_FIRST_TOKEN && !s->ls->first_unique)
+    if (!s->classify && s->scoring == TP_SCORE_FIRST_TOKEN && !s->ls->first_unique)
         return tp_errf(err, TP_EINVAL,
                        "first_token scoring: two label words of this task start with the same "
                        "token in %s's tokenizer, so their first tokens cannot tell them apart; "
@@ -210,8 +237,9 @@ tp_status tp_score(const tp_scorer *s, tp_ctx *ctx, const tp_example *const *row
     out->n = n;
     out->pred = calloc((size_t)n + 1, sizeof *out->pred);
     out->score = calloc((size_t)n + 1, sizeof *out->score);
-    if (s->scoring == TP_SCORE_GENERATE) out->text = calloc((size_t)n + 1, sizeof *out->text);
-    if (!out->pred || !out->score || (s->scoring == TP_SCORE_GENERATE && !out->text)) {
+    int gen = !s->classify && s->scoring == TP_SCORE_GENERATE;
+    if (gen) out->text = calloc((size_t)n + 1, sizeof *out->text);
+    if (!out->pred || !out->score || (gen && !out->text)) {
         tp_eval_out_free(out);
         return tp_errf(err, TP_ENOMEM, "evaluator: out of memory");
     }
@@ -221,6 +249,10 @@ tp_status tp_score(const tp_scorer *s, tp_ctx *ctx, const tp_example *const *row
         int B = n - i < s->batch ? n - i : s->batch;
         tp_ctx_reset(ctx);
         tp_prefix p = {0};
+        if (s->classify) {
+            st = score_classify(s, ctx, rows + i, B, out->pred + i, out->score + i, err);
+            continue;
+        }
         st = s->prefix(s->user, ctx, rows + i, B, &p, err);
         if (st == TP_OK) {
             if (s->scoring == TP_SCORE_FIRST_TOKEN)

@@ -15,6 +15,10 @@
 typedef tp_status (*tp_prefix_fn)(void *user, tp_ctx *ctx, const tp_example *const *rows, int B,
                                   tp_prefix *out, tp_err *err);
 
+/* A classifier bridge's class logits [B,C] (f32, in ctx) for B examples. */
+typedef tp_status (*tp_classify_fn)(void *user, tp_ctx *ctx, const tp_example *const *rows, int B,
+                                    tp_tensor **logits, tp_err *err);
+
 typedef struct tp_scorer {
     tp_model *m; /* the model that answers */
     const tp_label_set *ls;
@@ -25,7 +29,12 @@ typedef struct tp_scorer {
     int max_len;
     tp_prefix_fn prefix;
     void *user;
+    /* set for classifier bridges: predictions are argmax of these logits, scheme "classifier" */
+    tp_classify_fn classify;
 } tp_scorer;
+
+/* The scheme name a scorer records: "classifier" or the scoring scheme's. */
+const char *tp_scorer_scheme(const tp_scorer *s);
 
 typedef struct tp_eval_out {
     int n;

@@ -98,6 +98,29 @@ tp_status tp_prefix_ids(tp_model *m, tp_ctx *ctx, int B, int T, const int32_t *i
     return TP_OK;
 }
 
+tp_status tp_prefix_append_ids(tp_model *m, tp_ctx *ctx, tp_prefix *p, int T2, const int32_t *ids,
+                               const float *mask, tp_err *err) {
+    int B = p->B, T = p->T, S = T + T2;
+    float *mh = malloc((size_t)B * S * sizeof *mh);
+    if (!mh) return tp_errf(err, TP_ENOMEM, "receiver input: out of memory");
+    for (int b = 0; b < B; b++) {
+        memcpy(mh + (size_t)b * S, p->mask_host + (size_t)b * T, (size_t)T * sizeof *mh);
+        memcpy(mh + (size_t)b * S + T, mask + (size_t)b * T2, (size_t)T2 * sizeof *mh);
+    }
+    free(p->mask_host);
+    p->mask_host = mh;
+    tp_tensor *t = tp_from_i32(ctx, TP_DIMS(B, T2), ids);
+    if (!t) return ctx_err(ctx, err, "receiver input");
+    tp_tensor *te = tp_model_embed(m, ctx, t, err);
+    if (!te) return tp_err_prefix(err, "receiver input: text");
+    tp_tensor *parts[2] = {p->emb, te};
+    p->emb = tp_concat(ctx, parts, 2, 1);
+    p->mask = tp_from_f32(ctx, TP_DIMS(B, S), mh);
+    p->T = S;
+    if (!p->emb || !p->mask) return ctx_err(ctx, err, "receiver input");
+    return TP_OK;
+}
+
 static tp_status check_len(const tp_model *m, int total, int T, int L, int max_len, tp_err *err) {
     if (total > max_len)
         return tp_errf(err, TP_ERANGE,

@@ -46,6 +46,12 @@ tp_status tp_prefix_bridge(tp_model *m, tp_ctx *ctx, const int32_t *primer, int 
 tp_status tp_prefix_ids(tp_model *m, tp_ctx *ctx, int B, int T, const int32_t *ids,
                         const float *mask, tp_prefix *out, tp_err *err);
 
+/* Appends left-padded text ids [B*T2] (mask [B*T2]) after the prefix p, in place: the receiver
+ * input of a RECEIVER_TEXT bridge [primer][soft][direct prompt]. Pads sit between the soft tokens
+ * and the text; positions come from the mask, so this equals left padding of the whole row. */
+tp_status tp_prefix_append_ids(tp_model *m, tp_ctx *ctx, tp_prefix *p, int T2, const int32_t *ids,
+                               const float *mask, tp_err *err);
+
 /* Appends per-row targets tgt[b] (len tlen[b]) to the prefix and returns the logits that predict
  * them: logits [B*L,V] and targets i32 [B*L] (-100 on padding). max_len bounds T + L. */
 tp_status tp_forward_targets(tp_model *m, tp_ctx *ctx, const tp_prefix *p,

@@ -21,6 +21,8 @@
  *   max_new_tokens (task default) primer (task default) bos (false) sender_bos (true)
  *   max_sender_len (256) max_receiver_len (receiver max positions)
  *   eval_every (0 = never) quick_eval_n (64) checkpoint_every (0 = ceil(steps/4))
+ *   target ("answer" | "question": the text whose receiver embeddings NEEDS_TARGET bridges and
+ *           TARGET_EMB losses get)
  * Unknown keys are errors with "did you mean". */
 #ifndef TP_RUN_RUN_H
 #define TP_RUN_RUN_H

@@ -46,6 +46,7 @@ static const char *const spec_keys[] = {
     "eval_every",
     "quick_eval_n",
     "checkpoint_every",
+    "target",
 };
 #define N_SPEC_KEYS ((int)(sizeof spec_keys / sizeof spec_keys[0]))
 
@@ -349,8 +350,9 @@ static tp_status build_json(tp_run_cfg *c, tp_err *err) {
                       "clip", c->clip, "warmup", (json_int_t)c->warmup, "schedule",
                       c->cosine ? "cosine" : "constant", "min_lr_ratio", c->min_lr_ratio));
         json_object_set_new(j, "receiver_input",
-                            json_pack("{s:s, s:b, s:I}", "primer", c->primer, "bos", c->bos,
-                                      "max_len", (json_int_t)c->max_receiver_len));
+                            json_pack("{s:s, s:b, s:I, s:s}", "primer", c->primer, "bos", c->bos,
+                                      "max_len", (json_int_t)c->max_receiver_len, "target",
+                                      c->target_question ? "question" : "answer"));
         json_object_set_new(j, "sender_input",
                             json_pack("{s:b, s:I}", "bos", c->sender_bos, "max_len",
                                       (json_int_t)c->max_sender_len));
@@ -488,6 +490,14 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
         c->primer = tp_strdup(s);
         if (!c->primer) return tp_errf(err, TP_ENOMEM, "run spec: out of memory");
         TP_TRY(get_bool(spec, "bos", 0, &c->bos, err));
+        TP_TRY(get_str(spec, "target", &s, err));
+        if (!s || !strcmp(s, "answer"))
+            c->target_question = 0;
+        else if (!strcmp(s, "question"))
+            c->target_question = 1;
+        else
+            return tp_errf(err, TP_EINVAL, "run spec: target = '%s'; expected answer or question",
+                           s);
         TP_TRY(get_int32(spec, "max_sender_len", 256, 1, 1 << 30, &c->max_sender_len, err));
         TP_TRY(get_int32(spec, "eval_every", 0, 0, 100000000, &c->eval_every, err));
         TP_TRY(get_int32(spec, "quick_eval_n", 64, 1, 1 << 30, &c->quick_eval_n, err));
@@ -511,7 +521,8 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
                                                  "max_sender_len",
                                                  "eval_every",
                                                  "quick_eval_n",
-                                                 "checkpoint_every"};
+                                                 "checkpoint_every",
+                                                 "target"};
         for (size_t i = 0; i < sizeof train_only / sizeof *train_only; i++)
             if (json_object_get(spec, train_only[i]))
                 return tp_errf(err, TP_EINVAL,

@@ -61,6 +61,8 @@ typedef struct tp_run_cfg {
     int max_new_tokens;
     char *primer;
     int bos, sender_bos;
+    int target_question; /* target text of NEEDS_TARGET bridges / TARGET_EMB losses: 0 answer,
+                          * 1 question (the example's text) */
     int max_sender_len, max_receiver_len;
     int eval_every, quick_eval_n, checkpoint_every;
     /* task data, resolved once (strings owned by the task plugin state) */

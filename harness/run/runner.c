@@ -452,7 +452,7 @@ static tp_status evaluate_and_record(tp_runner *r, tp_run_cfg *cfg, int64_t run_
     res->n_correct = k;
     res->accuracy = e->n ? (double)k / e->n : NAN;
     tp_wilson95(k, e->n, &res->ci_low, &res->ci_high);
-    tp_strlcpy(res->scheme, tp_scoring_name(cfg->scoring), sizeof res->scheme);
+    tp_strlcpy(res->scheme, tp_scorer_scheme(sc), sizeof res->scheme);
     res->n_classes = C;
     for (int c = 0; c < C; c++) {
         tp_strlcpy(res->class_name[c], cfg->info.labels[c], sizeof res->class_name[c]);
@@ -464,22 +464,15 @@ static tp_status evaluate_and_record(tp_runner *r, tp_run_cfg *cfg, int64_t run_
         tp_result_row rows[1 + TP_MAX_LABELS];
         char names[TP_MAX_LABELS][96];
         int n = 0;
-        rows[n++] = (tp_result_row){"accuracy",
-                                    res->accuracy,
-                                    res->ci_low,
-                                    res->ci_high,
-                                    "wilson",
-                                    e->n,
-                                    tp_scoring_name(cfg->scoring),
-                                    "eval"};
+        rows[n++] = (tp_result_row){"accuracy", res->accuracy, res->ci_low,          res->ci_high,
+                                    "wilson",   e->n,          tp_scorer_scheme(sc), "eval"};
         for (int c = 0; c < C; c++) {
             if (!cn[c]) continue;
             double lo, hi;
             tp_wilson95(ck[c], cn[c], &lo, &hi);
             snprintf(names[c], sizeof names[c], "accuracy/%s", cfg->info.labels[c]);
-            rows[n++] = (tp_result_row){
-                names[c], res->class_acc[c], lo, hi, "wilson", cn[c], tp_scoring_name(cfg->scoring),
-                "eval"};
+            rows[n++] = (tp_result_row){names[c], res->class_acc[c],    lo,    hi, "wilson",
+                                        cn[c],    tp_scorer_scheme(sc), "eval"};
         }
         st = tp_store_results_add(r->store, run_id, rows, n, err);
     }

@@ -34,7 +34,8 @@ struct tp_trainer {
     void *lstate[TP_RUN_MAX_LOSSES];
     tp_params lp[TP_RUN_MAX_LOSSES];
     uint32_t needs;
-    tp_params all; /* every trainable tensor (bridge first, then loss heads) */
+    uint32_t flags; /* tp_bridge_flag bits of the bridge */
+    tp_params all;  /* every trainable tensor (bridge first, then loss heads) */
     tp_adamw *opt;
     tp_dataset train;
     int have_train;
@@ -135,6 +136,10 @@ static tp_status add_params(tp_trainer *t, const tp_params *ps, tp_err *err) {
     return TP_OK;
 }
 
+static tp_status calibrate(tp_trainer *t, int n, tp_err *err);
+static tp_status sender_states(tp_trainer *t, tp_ctx *ctx, const tp_example *const *rows, int B,
+                               tp_tensor **h, tp_tensor **mask, tp_err *err);
+
 tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
     *out = NULL;
     tp_trainer *t = calloc(1, sizeof *t);
@@ -222,28 +227,27 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
         tp_err_prefix(err, "bridge '%s'", cfg->bridge->desc.name);
         goto fail;
     }
-    {
-        /* bridges that need more than the plain soft-token path (ABI 1.1 flags, calibration)
-         * are refused by name rather than run half-supported */
-        uint32_t fl = TP_BRIDGE_HAS(t->bv, flags) ? t->bv->flags(t->bs) : 0;
-        int calib =
-            TP_BRIDGE_HAS(t->bv, calibration_examples) ? t->bv->calibration_examples(t->bs) : 0;
-        const char *why = fl & TP_BRIDGE_CLASSIFIER      ? "CLASSIFIER (a head without receiver)"
-                          : fl & TP_BRIDGE_RECEIVER_TEXT ? "RECEIVER_TEXT (soft tokens + text)"
-                          : fl & TP_BRIDGE_NEEDS_TARGET  ? "NEEDS_TARGET (receiver target "
-                                                           "embeddings)"
-                          : fl                           ? "an unknown flag"
-                          : calib > 0                    ? "calibration on training examples"
-                                                         : NULL;
-        if (why) {
-            st = tp_errf(err, TP_EUNSUP,
-                         "bridge '%s' needs %s, which this trainer does not support yet",
-                         cfg->bridge->desc.name, why);
-            goto fail;
+    t->flags = TP_BRIDGE_HAS(t->bv, flags) ? t->bv->flags(t->bs) : 0;
+    if (t->flags &
+        ~(uint32_t)(TP_BRIDGE_CLASSIFIER | TP_BRIDGE_RECEIVER_TEXT | TP_BRIDGE_NEEDS_TARGET)) {
+        st = tp_errf(err, TP_EUNSUP, "bridge '%s' sets flags 0x%x unknown to this trainer",
+                     cfg->bridge->desc.name, t->flags);
+        goto fail;
+    }
+    if ((t->flags & TP_BRIDGE_NEEDS_TARGET) && !TP_BRIDGE_HAS(t->bv, set_target)) {
+        st = tp_errf(err, TP_EPLUGIN, "bridge '%s' sets NEEDS_TARGET but has no set_target",
+                     cfg->bridge->desc.name);
+        goto fail;
+    }
+    if (TP_BRIDGE_HAS(t->bv, calibration_examples) && TP_BRIDGE_HAS(t->bv, calibrate)) {
+        int n = t->bv->calibration_examples(t->bs);
+        if (n > 0) {
+            st = calibrate(t, n, err);
+            if (st != TP_OK) goto fail;
         }
     }
     int M = t->bv->num_tokens(t->bs);
-    if (M <= 0) {
+    if (M <= 0 && !(t->flags & TP_BRIDGE_CLASSIFIER)) {
         st = tp_errf(err, TP_EINVAL, "bridge '%s' makes %d soft tokens; expected M >= 1",
                      cfg->bridge->desc.name, M);
         goto fail;
@@ -253,7 +257,7 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
         for (int c = 0; c < t->ls.n; c++)
             if (t->ls.len[c] > maxlab) maxlab = t->ls.len[c];
         int total = t->np + M + maxlab + 1;
-        if (total > cfg->max_receiver_len) {
+        if (total > cfg->max_receiver_len && !(t->flags & TP_BRIDGE_CLASSIFIER)) {
             st = tp_errf(err, TP_ERANGE,
                          "the receiver prompt needs %d positions (primer %d + %d soft tokens + "
                          "answer %d + EOS) but max_receiver_len is %d (%s has "
@@ -273,17 +277,27 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
             goto fail;
         }
         uint32_t need = t->lv[i]->needs(t->lstate[i]);
-        const uint32_t have =
-            TP_NEED_LOGITS | TP_NEED_FIRST_TOKEN | TP_NEED_SOFT | TP_NEED_SENDER | TP_NEED_AUX;
+        uint32_t have = TP_NEED_LOGITS | TP_NEED_FIRST_TOKEN | TP_NEED_SOFT | TP_NEED_SENDER |
+                        TP_NEED_AUX | TP_NEED_TARGET_EMB | TP_NEED_ANSWER_IDS;
+        /* a classifier bridge has no receiver: only its class logits (as first_logits) */
+        if (t->flags & TP_BRIDGE_CLASSIFIER)
+            have &= ~(uint32_t)(TP_NEED_LOGITS | TP_NEED_SOFT | TP_NEED_TARGET_EMB);
         if (need & ~have) {
             uint32_t miss = need & ~have;
-            st = tp_errf(err, TP_EUNSUP,
-                         "loss '%s' needs %s, which no component of this run "
-                         "provides",
-                         cfg->losses[i].plugin->desc.name,
-                         miss & TP_NEED_TARGET_EMB   ? "receiver target embeddings"
-                         : miss & TP_NEED_ANSWER_IDS ? "sender-tokenizer answer ids"
-                                                     : "an input unknown to this trainer");
+            const char *what = miss & TP_NEED_LOGITS       ? "receiver logits"
+                               : miss & TP_NEED_SOFT       ? "soft tokens"
+                               : miss & TP_NEED_TARGET_EMB ? "receiver target embeddings"
+                                                           : "an input unknown to this trainer";
+            if (t->flags & TP_BRIDGE_CLASSIFIER)
+                st = tp_errf(err, TP_EUNSUP,
+                             "loss '%s' needs %s, but bridge '%s' is a classifier (no soft "
+                             "tokens, no receiver); train it with losses = {ce = 1}",
+                             cfg->losses[i].plugin->desc.name, what, cfg->bridge->desc.name);
+            else
+                st = tp_errf(err, TP_EUNSUP,
+                             "loss '%s' needs %s, which no component of this "
+                             "run provides",
+                             cfg->losses[i].plugin->desc.name, what);
             goto fail;
         }
         t->needs |= need;
@@ -364,6 +378,29 @@ static tp_status batch_rows(tp_trainer *t, int step, int64_t *idx, tp_err *err) 
     return TP_OK;
 }
 
+/* Hands the bridge the frozen sender states of the first n training examples of the run's order
+ * (capped at the split size), in batches, before its first forward (bridge.h calibrate). */
+static tp_status calibrate(tp_trainer *t, int n, tp_err *err) {
+    if (n > t->train.n) n = (int)t->train.n;
+    int B = t->cfg->batch;
+    const tp_example **rows = malloc((size_t)B * sizeof *rows);
+    if (!rows) return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+    tp_status st = TP_OK;
+    for (int g = 0; g < n && st == TP_OK; g += B) {
+        int nb = n - g < B ? n - g : B;
+        st = epoch_perm(t, 0, err);
+        for (int b = 0; b < nb && st == TP_OK; b++) rows[b] = &t->train.rows[t->perm[g + b]];
+        tp_ctx_reset(t->ctx);
+        tp_tensor *h, *mask;
+        if (st == TP_OK) st = sender_states(t, t->ctx, rows, nb, &h, &mask, err);
+        if (st == TP_OK) st = t->bv->calibrate(t->bs, t->ctx, h, mask, t->R->embed, err);
+        if (st != TP_OK) tp_err_prefix(err, "bridge '%s' calibration", t->cfg->bridge->desc.name);
+    }
+    tp_ctx_reset(t->ctx);
+    free(rows);
+    return st;
+}
+
 /* ---- forward pieces -------------------------------------------------------------------------- */
 
 /* Sender states at layer l (no grad) and the key mask, for B examples. */
@@ -403,12 +440,19 @@ static tp_status sender_states(tp_trainer *t, tp_ctx *ctx, const tp_example *con
 }
 
 static tp_status bridge_soft(tp_trainer *t, tp_ctx *ctx, const tp_example *const *rows, int B,
-                             int training, tp_tensor **h, tp_tensor **mask, tp_bridge_out *bo,
-                             tp_err *err) {
+                             int training, tp_tensor *target, tp_tensor *target_mask, tp_tensor **h,
+                             tp_tensor **mask, tp_bridge_out *bo, tp_err *err) {
     TP_TRY(sender_states(t, ctx, rows, B, h, mask, err));
     memset(bo, 0, sizeof *bo);
-    tp_status st = t->bv->forward(t->bs, ctx, *h, *mask, training, bo, err);
+    tp_status st;
+    if (training && (t->flags & TP_BRIDGE_NEEDS_TARGET)) {
+        st = t->bv->set_target(t->bs, target, target_mask, err);
+        if (st != TP_OK)
+            return tp_err_prefix(err, "bridge '%s' set_target", t->cfg->bridge->desc.name);
+    }
+    st = t->bv->forward(t->bs, ctx, *h, *mask, training, bo, err);
     if (st != TP_OK) return tp_err_prefix(err, "bridge '%s' forward", t->cfg->bridge->desc.name);
+    if (t->flags & TP_BRIDGE_CLASSIFIER) return TP_OK;
     tp_tensor *s = bo->soft;
     if (!s || s->ndim != 3 || s->shape[0] != B || s->shape[2] != t->R->cfg.hidden_size)
         return tp_errf(err, TP_ESHAPE,
@@ -417,13 +461,104 @@ static tp_status bridge_soft(tp_trainer *t, tp_ctx *ctx, const tp_example *const
     return TP_OK;
 }
 
+/* The class logits a classifier bridge returns as aux "class_logits". */
+static tp_status class_logits(tp_trainer *t, const tp_bridge_out *bo, int B, tp_tensor **out,
+                              tp_err *err) {
+    for (int i = 0; i < bo->n_aux; i++)
+        if (bo->aux_name[i] && !strcmp(bo->aux_name[i], "class_logits")) {
+            tp_tensor *l = bo->aux[i];
+            if (!l || l->ndim != 2 || l->shape[0] != B || l->shape[1] != t->cfg->info.n_labels)
+                return tp_errf(err, TP_ESHAPE, "bridge '%s': class_logits must be [%d,%d]",
+                               t->cfg->bridge->desc.name, B, t->cfg->info.n_labels);
+            *out = l;
+            return TP_OK;
+        }
+    return tp_errf(err, TP_EPLUGIN,
+                   "bridge '%s' is a CLASSIFIER but returned no aux "
+                   "\"class_logits\"",
+                   t->cfg->bridge->desc.name);
+}
+
+/* Tokenises one text per row with tok (no special tokens) into an i32 [B,L] tensor padded with
+ * pad (and optionally an f32 mask and left padding). */
+static tp_status text_ids(tp_ctx *ctx, const tp_tokenizer *tok, const char *const *texts, int B,
+                          int left, int pad, int max_len, tp_tensor **ids, tp_tensor **mask,
+                          tp_tok_batch *keep, tp_err *err) {
+    tp_tok_batch tb = {0};
+    TP_TRY(tp_tok_batch_build(tok, texts, B, 0, max_len, left, pad, &tb, err));
+    if (ids) *ids = tp_from_i32(ctx, TP_DIMS(B, tb.T), tb.ids);
+    if (mask) *mask = tp_from_f32(ctx, TP_DIMS(B, tb.T), tb.mask);
+    tp_status st = TP_OK;
+    if ((ids && !*ids) || (mask && !*mask)) st = ctx_err(ctx, err, "text ids");
+    if (keep && st == TP_OK)
+        *keep = tb;
+    else
+        tp_tok_batch_free(&tb);
+    return st;
+}
+
+/* Receiver embeddings of each example's target text (answer or question) + mask. */
+static tp_status target_embeddings(tp_trainer *t, tp_ctx *ctx, const tp_example *const *rows, int B,
+                                   tp_tensor **emb, tp_tensor **mask, tp_err *err) {
+    const char **texts = malloc((size_t)B * sizeof *texts);
+    if (!texts) return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+    for (int b = 0; b < B; b++)
+        texts[b] = t->cfg->target_question ? rows[b]->text
+                   : rows[b]->answer       ? rows[b]->answer
+                                           : t->cfg->info.labels[rows[b]->label];
+    tp_tensor *ids = NULL;
+    tp_status st =
+        text_ids(ctx, t->R->tok, texts, B, 0, 0, t->cfg->max_receiver_len, &ids, mask, NULL, err);
+    free(texts);
+    if (st != TP_OK) return tp_err_prefix(err, "target text");
+    *emb = tp_model_embed(t->R, ctx, ids, err);
+    return *emb ? TP_OK : tp_err_prefix(err, "target text");
+}
+
+/* [primer][soft] (+ the task's direct prompt for RECEIVER_TEXT bridges). */
+static tp_status recv_prefix(tp_trainer *t, tp_ctx *ctx, const tp_example *const *rows, int B,
+                             tp_tensor *soft, tp_prefix *p, tp_err *err) {
+    TP_TRY(tp_prefix_bridge(t->R, ctx, t->primer, t->np, soft, p, err));
+    if (!(t->flags & TP_BRIDGE_RECEIVER_TEXT)) return TP_OK;
+    if (!t->cfg->info.direct_template)
+        return tp_errf(err, TP_EUNSUP,
+                       "bridge '%s' needs the task's direct prompt, and task '%s' "
+                       "has none",
+                       t->cfg->bridge->desc.name, t->cfg->task->desc.name);
+    char **texts = calloc((size_t)B, sizeof *texts);
+    if (!texts) return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+    tp_status st = TP_OK;
+    for (int b = 0; b < B && st == TP_OK; b++) {
+        texts[b] = tp_fill_template(t->cfg->info.direct_template, rows[b]->text);
+        if (!texts[b]) st = tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+    }
+    tp_tok_batch tb = {0};
+    if (st == TP_OK)
+        st = text_ids(ctx, t->R->tok, (const char *const *)texts, B, 1, 0, 1 << 30, NULL, NULL, &tb,
+                      err);
+    for (int b = 0; b < B; b++) free(texts[b]);
+    free(texts);
+    if (st == TP_OK) st = tp_prefix_append_ids(t->R, ctx, p, tb.T, tb.ids, tb.mask, err);
+    tp_tok_batch_free(&tb);
+    return st;
+}
+
 static tp_status prefix_cb(void *user, tp_ctx *ctx, const tp_example *const *rows, int B,
                            tp_prefix *out, tp_err *err) {
     tp_trainer *t = user;
     tp_tensor *h, *mask;
     tp_bridge_out bo;
-    TP_TRY(bridge_soft(t, ctx, rows, B, 0, &h, &mask, &bo, err));
-    return tp_prefix_bridge(t->R, ctx, t->primer, t->np, bo.soft, out, err);
+    TP_TRY(bridge_soft(t, ctx, rows, B, 0, NULL, NULL, &h, &mask, &bo, err));
+    return recv_prefix(t, ctx, rows, B, bo.soft, out, err);
+}
+
+static tp_status classify_cb(void *user, tp_ctx *ctx, const tp_example *const *rows, int B,
+                             tp_tensor **logits, tp_err *err) {
+    tp_trainer *t = user;
+    tp_tensor *h, *mask;
+    tp_bridge_out bo;
+    TP_TRY(bridge_soft(t, ctx, rows, B, 0, NULL, NULL, &h, &mask, &bo, err));
+    return class_logits(t, &bo, B, logits, err);
 }
 
 void tp_trainer_scorer(tp_trainer *t, tp_scorer *s) {
@@ -437,18 +572,35 @@ void tp_trainer_scorer(tp_trainer *t, tp_scorer *s) {
     s->max_len = t->cfg->max_receiver_len;
     s->prefix = prefix_cb;
     s->user = t;
+    if (t->flags & TP_BRIDGE_CLASSIFIER) s->classify = classify_cb;
 }
 
 /* The weighted loss of one batch in t->ctx; terms[i] receives each loss's value. */
 static tp_status batch_loss(tp_trainer *t, const tp_example *const *rows, int B, tp_tensor **total,
                             double *terms, tp_err *err) {
     tp_ctx *ctx = t->ctx;
-    tp_tensor *h, *mask;
+    tp_tensor *h, *mask, *temb = NULL, *tmask = NULL;
     tp_bridge_out bo;
-    TP_TRY(bridge_soft(t, ctx, rows, B, 1, &h, &mask, &bo, err));
+    if ((t->flags & TP_BRIDGE_NEEDS_TARGET) || (t->needs & TP_NEED_TARGET_EMB))
+        TP_TRY(target_embeddings(t, ctx, rows, B, &temb, &tmask, err));
+    TP_TRY(bridge_soft(t, ctx, rows, B, 1, temb, tmask, &h, &mask, &bo, err));
+    int classifier = (t->flags & TP_BRIDGE_CLASSIFIER) != 0;
     tp_prefix p = {0};
-    tp_status st = tp_prefix_bridge(t->R, ctx, t->primer, t->np, bo.soft, &p, err);
+    tp_status st = classifier ? TP_OK : recv_prefix(t, ctx, rows, B, bo.soft, &p, err);
     tp_loss_inputs li = {0};
+    li.target_emb = temb;
+    li.target_emb_mask = tmask;
+    if (st == TP_OK && classifier) st = class_logits(t, &bo, B, &li.first_logits, err);
+    if (st == TP_OK && (t->needs & TP_NEED_ANSWER_IDS)) {
+        const char **texts = malloc((size_t)B * sizeof *texts);
+        if (!texts) st = tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+        for (int b = 0; b < B && texts; b++)
+            texts[b] = rows[b]->answer ? rows[b]->answer : t->cfg->info.labels[rows[b]->label];
+        if (st == TP_OK)
+            st =
+                text_ids(ctx, t->S->tok, texts, B, 0, -1, 1 << 30, &li.answer_ids, NULL, NULL, err);
+        free(texts);
+    }
     li.soft = bo.soft;
     li.sender_h = h;
     li.sender_mask = mask;
@@ -479,7 +631,9 @@ static tp_status batch_loss(tp_trainer *t, const tp_example *const *rows, int B,
         if (!li.labels) st = ctx_err(ctx, err, "labels");
     }
     tp_tensor *next = NULL;
-    if (st == TP_OK && (t->needs & TP_NEED_LOGITS)) {
+    if (st == TP_OK && classifier) {
+        /* no receiver: first_logits are the class logits */
+    } else if (st == TP_OK && (t->needs & TP_NEED_LOGITS)) {
         st = tp_forward_targets(t->R, ctx, &p, tg, tl, t->cfg->max_receiver_len, &li.logits,
                                 &li.targets, err);
         if (st == TP_OK && (t->needs & TP_NEED_FIRST_TOKEN)) {
