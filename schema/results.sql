@@ -5,7 +5,7 @@
 -- below AND document the change in docs/results-schema.md.
 -- Every table and column is documented in docs/results-schema.md.
 
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 CREATE TABLE experiments (
     id            INTEGER PRIMARY KEY,
@@ -40,10 +40,13 @@ CREATE TABLE runs (
     started_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     ended_at        TEXT,
     error           TEXT,
-    traceback       TEXT
+    traceback       TEXT,
+    origin          TEXT NOT NULL DEFAULT 'harness',
+    source          TEXT
 );
 CREATE INDEX runs_status ON runs(status, host);
 CREATE INDEX runs_experiment ON runs(experiment_id);
+CREATE INDEX runs_origin ON runs(origin);
 
 CREATE TABLE metrics (
     run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

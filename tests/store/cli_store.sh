@@ -44,9 +44,9 @@ expect 1 "nope.lua: cannot open the script" "$T" run nope.lua --db r.db
 "$B/tests/test_store" --make-v1 old.db || fail "make-v1"
 expect 1 "older than this telepathy's.*telepathy db migrate --db old.db" "$T" ls --db old.db
 expect 1 "user_version 1 is older" "$T" db check --db old.db
-expect 0 "schema version 1 -> 2" "$T" db migrate --db old.db
+expect 0 "schema version 1 -> [0-9]+" "$T" db migrate --db old.db
 grep -q "applied 002_splits_environment.sql" out.txt || fail "migrate did not list 002"
-expect 0 "already at schema version 2" "$T" db migrate --db old.db
+expect 0 "already at schema version [0-9]+" "$T" db migrate --db old.db
 expect 0 "old.db: ok" "$T" db check --db old.db
 expect 0 "^ *1  done +toy +perceiver +3  accuracy=0.8125  2026-01-02 03:04:05" "$T" ls --db old.db
 expect 0 "run 1  done" "$T" show 1 --db old.db
