@@ -34,8 +34,13 @@
  *   t ~ U(0,1) (t_dist = uniform) or sigmoid(N(0,1)) (t_dist = logit_normal, SD3), noise
  *   x0 ~ N(0,1), x_t = t x1 + (1 - t) x0, v = v(x_t, t | h), and the forward returns
  *     aux "flow_pred" = v, aux "flow_target" = x1 - x0   (for loss 'flow_match': MSE(v, x1-x0))
- *     soft = RMSNorm(x_t + (1 - t) v) * alpha            (the one-step estimate of x1, so a task
- *                                                          loss can train the bridge as well)
+ *     soft = the eval sampler's output (below) from fresh training noise
+ *   The training soft tokens never contain the target: a one-step estimate x_t + (1 - t) v
+ *   would hand the receiver t x1, the answer itself, and a task loss would learn to read it
+ *   (the study's phase-10 teacher-forcing shortcut). With train_soft = sample (default) the
+ *   Euler chain keeps its tape, so a task loss (phase 14's hybrid) trains the sampler end to
+ *   end; train_soft = detached builds it without the tape (no task-loss gradient, less
+ *   memory) for flow-only runs.
  *   Eval: Euler from noise, `steps` steps: x <- x + v(x, k/steps | h) / steps, k = 0..steps-1;
  *   soft = RMSNorm(x) * alpha.
  * mode = refiner (exp003, SST-2 85.5%): the same network run as the same `steps`-step Euler
@@ -51,9 +56,14 @@
  *   optimiser update. Eval forwards use the EMA weights once it exists (before any training
  *   forward, the live weights). The EMA lives in the bridge state, not in tp_params: it is not
  *   trained and not in checkpoints — a resumed run restarts it from the resumed weights.
+ *   With decay 0.999 the initial weights still weigh 0.999^n after n steps (0.74 at 300,
+ *   0.14 at 2,000): short runs evaluate nearly untrained weights; use ema = off or a smaller
+ *   ema_decay for them (on toy, 300 steps: 0.92 with ema = off, chance with 0.999).
  * Metrics: "alpha"; in flow training also "t_mean" (mean sampled t of the batch).
  *
- * Version history: 1 — first version. */
+ * Version history: 1 — first version. 2 — flow training's soft tokens are the Euler sample
+ * (version 1 returned the one-step estimate x_t + (1 - t) v, which leaks the target); option
+ * train_soft. */
 #define TP_PLUGIN
 #include <math.h>
 #include <stdint.h>
@@ -85,6 +95,9 @@ static const tp_option_spec df_options[] = {
     {"heads", TP_OPT_INT, "8", 1, 256, NULL, "attention heads (must divide the width)"},
     {"ffn_mult", TP_OPT_INT, "4", 1, 16, NULL, "FFN hidden width = ffn_mult * W"},
     {"steps", TP_OPT_INT, "10", 1, 1000, NULL, "Euler steps (sampling; refiner chain length)"},
+    {"train_soft", TP_OPT_ENUM, "sample", 1, 0, "sample|detached",
+     "flow training's soft tokens: the Euler sample with its tape (a task loss trains the "
+     "sampler) or without"},
     {"t_dist", TP_OPT_ENUM, "uniform", 1, 0, "uniform|logit_normal",
      "training time distribution: U(0,1) or sigmoid(N(0,1))"},
     {"ema", TP_OPT_ENUM, "auto", 1, 0, "auto|on|off",
@@ -129,6 +142,7 @@ typedef struct df_state {
     int refiner;
     int m, width, depth, heads, ffn, steps, d_s, d_r;
     int logit_normal;
+    int detached_soft;
     int ema_on;
     float ema_decay;
     int ema_ready;
@@ -303,6 +317,7 @@ static tp_status df_create(const tp_options *o, const tp_bridge_dims *dims, tp_p
     const char *mode = API->opt_string(o, "mode");
     const char *td = API->opt_string(o, "t_dist");
     const char *ema = API->opt_string(o, "ema");
+    const char *tsoft = API->opt_string(o, "train_soft");
     if (mode && !strcmp(mode, "flow")) {
         s->refiner = 0;
     } else if (mode && !strcmp(mode, "refiner")) {
@@ -320,6 +335,16 @@ static tp_status df_create(const tp_options *o, const tp_bridge_dims *dims, tp_p
         st = API->errf(err, TP_EINVAL,
                        "diffusion: option t_dist = '%s': expected uniform|logit_normal",
                        td ? td : "(null)");
+        goto fail;
+    }
+    if (tsoft && !strcmp(tsoft, "sample")) {
+        s->detached_soft = 0;
+    } else if (tsoft && !strcmp(tsoft, "detached")) {
+        s->detached_soft = 1;
+    } else {
+        st = API->errf(err, TP_EINVAL,
+                       "diffusion: option train_soft = '%s': expected sample|detached",
+                       tsoft ? tsoft : "(null)");
         goto fail;
     }
     if (ema && !strcmp(ema, "auto")) {
@@ -682,20 +707,22 @@ static tp_status df_forward(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *mas
         tp_tensor *vt = tp_sub(c, x1, x0);
         tp_tensor *xt = tp_add(c, x0, tp_mul(c, vt, tt));
         tp_tensor *v = df_net(s, c, w, &src, xt, tbuf, ebuf);
-        /* one-step estimate of x1: x_t + (1 - t) v */
-        tp_tensor *omt = tp_add_scalar(c, tp_scale(c, tt, -1.0f), 1.0f);
-        x = tp_add(c, xt, tp_mul(c, v, omt));
         out->n_aux = 2;
         out->aux_name[0] = "flow_pred";
         out->aux[0] = v;
         out->aux_name[1] = "flow_target";
         out->aux[1] = tp_detach(c, vt);
-    } else {
-        /* sampling (eval) or the refiner chain (both modes' eval, refiner's training) */
+    }
+    /* the soft tokens: the Euler sampler from noise, conditioned on the sender only (eval,
+     * refiner training, flow training — never x_t, which holds the target) */
+    {
         tp_rng eval_rng = {s->sample_seed, DF_STREAM_EVAL, 0};
         tp_rng *rng = training ? &s->train_rng : &eval_rng;
         tp_tensor *x0 = tp_randn(c, TP_DIMS(b, s->m, s->d_r), 1.0f, rng);
+        int detach = flow_train && s->detached_soft;
+        int prev = detach ? tp_set_grad_enabled(c, 0) : 0;
         x = df_euler(s, c, w, &src, x0, tbuf, ebuf);
+        if (detach) tp_set_grad_enabled(c, prev);
     }
     tp_tensor *alpha = w->alpha ? w->alpha : tp_full(c, TP_F32, TP_DIMS(1), s->alpha0);
     tp_tensor *soft = tp_mul(c, tp_rmsnorm(c, x, NULL, DF_RMS_EPS), alpha);
@@ -735,7 +762,7 @@ TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc
     d->size = sizeof *d;
     d->kind = TP_PLUGIN_BRIDGE;
     d->name = "diffusion";
-    d->version = "1";
+    d->version = "2";
     d->summary = "DiT (adaLN + cross-attention) generating soft tokens: rectified flow to the "
                  "target embeddings, or the exp003 Euler refiner";
     d->options = df_options;

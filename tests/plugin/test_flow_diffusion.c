@@ -155,7 +155,7 @@ static double token_rms(const float *x, int d) {
 static void test_shapes_and_contract(void) {
     fixture f;
     if (!fx_open(&f)) return;
-    TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
+    TP_CHECK(strcmp(f.plugin->desc.version, "2") == 0);
     tp_bridge_dims dims = mkdims(6, 8, 3);
     inst in;
     tp_err err = {0};
@@ -326,8 +326,6 @@ static void test_flow_target(void) {
     fx_close(&f);
 }
 
-/* ---- deterministic sampling --------------------------------------------------------------- */
-
 /* Perturbs every parameter (zero-initialised adaLN/output layers included) so v is not 0. */
 static void perturb(inst *in, unsigned seed, float a) {
     for (int i = 0; i < in->params.n; i++) {
@@ -337,6 +335,76 @@ static void perturb(inst *in, unsigned seed, float a) {
         for (int64_t k = 0; k < tp_numel(in->params.p[i]); k++) p[k] += a * lcg(&seed);
     }
 }
+
+/* The training soft tokens carry nothing of the target (else a task loss could read the
+ * answer: the study's phase-10 shortcut): two same-seed bridges given different targets return
+ * identical soft tokens and different flow targets. With train_soft = detached the task-loss
+ * gradient reaches alpha only. */
+static void test_no_target_leak(void) {
+    fixture f;
+    if (!fx_open(&f)) return;
+    tp_bridge_dims dims = mkdims(4, 6, 31);
+    const char *opts = "tokens=3,width=8,heads=2,depth=1,steps=2,alpha_init=1";
+    inst a, b;
+    tp_err err = {0};
+    TP_CHECK(inst_new(&f, opts, &dims, &a, &err) == TP_OK);
+    TP_CHECK(inst_new(&f, opts, &dims, &b, &err) == TP_OK);
+    unsigned seed = 6;
+    tp_tensor *h = persist(TP_DIMS(2, 3, 4), 1.0f, &seed);
+    tp_tensor *t1 = persist(TP_DIMS(2, 2, 6), 0.01f, &seed);
+    tp_tensor *t2 = persist(TP_DIMS(2, 2, 6), 5.0f, &seed);
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    float sa[36], sb[36], fa[36], fb[36];
+    int ok = 1;
+    for (int k = 0; k < 2 && a.state && b.state; k++) {
+        inst *in = k ? &b : &a;
+        tp_ctx_reset(c);
+        tp_bridge_out out;
+        ok = ok && f.vt->set_target(in->state, k ? t2 : t1, NULL, &err) == TP_OK &&
+             f.vt->forward(in->state, c, h, NULL, 1, &out, &err) == TP_OK;
+        TP_CHECKF(ok, "%s", err.msg);
+        if (!ok) break;
+        TP_CHECK(tp_to_f32_buffer(out.soft, k ? sb : sa, &err) == TP_OK);
+        TP_CHECK(tp_to_f32_buffer(aux_named(&out, "flow_target"), k ? fb : fa, &err) == TP_OK);
+    }
+    if (ok && a.state && b.state) {
+        TP_CHECKF(memcmp(sa, sb, sizeof sa) == 0, "the training soft tokens depend on the target");
+        TP_CHECKF(memcmp(fa, fb, sizeof fa) != 0, "the flow target ignores the target");
+    }
+    inst_free(&f, &a);
+    /* detached: a loss on the training soft tokens reaches alpha and nothing else */
+    if (inst_new(&f, "tokens=3,width=8,heads=2,depth=1,steps=2,train_soft=detached", &dims, &a,
+                 &err) == TP_OK) {
+        perturb(&a, 3, 0.3f);
+        tp_ctx_reset(c);
+        tp_bridge_out out;
+        TP_CHECK(f.vt->set_target(a.state, t1, NULL, &err) == TP_OK);
+        TP_CHECK(f.vt->forward(a.state, c, h, NULL, 1, &out, &err) == TP_OK);
+        float r[36];
+        for (int i = 0; i < 36; i++) r[i] = lcg(&seed);
+        tp_tensor *loss = tp_sum_all(c, tp_mul(c, out.soft, tp_from_f32(c, TP_DIMS(2, 3, 6), r)));
+        TP_CHECK(loss && tp_backward(c, loss, NULL) == TP_OK);
+        for (int i = 0; i < a.params.n; i++) {
+            tp_tensor *p = a.params.p[i];
+            double ss = 0;
+            for (int64_t k = 0; p->grad && k < tp_numel(p); k++)
+                ss += (double)((float *)p->grad->data)[k] * ((float *)p->grad->data)[k];
+            if (!strcmp(p->name, "alpha"))
+                TP_CHECKF(ss > 0, "alpha got no gradient");
+            else
+                TP_CHECKF(ss == 0, "detached soft tokens reached %s", p->name);
+        }
+    }
+    inst_free(&f, &a);
+    inst_free(&f, &b);
+    tp_ctx_free(c);
+    tp_tensor_free(h);
+    tp_tensor_free(t1);
+    tp_tensor_free(t2);
+    fx_close(&f);
+}
+
+/* ---- deterministic sampling --------------------------------------------------------------- */
 
 static void test_sampling_deterministic(void) {
     fixture f;
@@ -803,6 +871,6 @@ static void test_options(void) {
 }
 
 TP_TEST_RUN(TP_CASE(test_shapes_and_contract), TP_CASE(test_flow_target),
-            TP_CASE(test_sampling_deterministic), TP_CASE(test_grads_euler),
-            TP_CASE(test_training_gradients), TP_CASE(test_flow_loss_falls), TP_CASE(test_ema),
-            TP_CASE(test_options))
+            TP_CASE(test_no_target_leak), TP_CASE(test_sampling_deterministic),
+            TP_CASE(test_grads_euler), TP_CASE(test_training_gradients),
+            TP_CASE(test_flow_loss_falls), TP_CASE(test_ema), TP_CASE(test_options))
