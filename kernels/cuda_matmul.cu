@@ -221,10 +221,20 @@ tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
         const char *xb = (const char *)x + (per_batch ? b * sx * (int64_t)es_x : 0);
         char *cb = (char *)c + (per_batch ? b * sc * (int64_t)es_c : 0);
         if (p->has_algo) {
-            CUBLAS_CHECK(ctx, cublasLtMatmul(g_lt, p->desc, &alpha, yb, p->la, xb, p->lb, &beta, cb,
-                                             p->lc, cb, p->lc, &p->algo, g_ws, g_ws_bytes,
-                                             tp_cu_stream));
-        } else {
+            cublasStatus_t st =
+                cublasLtMatmul(g_lt, p->desc, &alpha, yb, p->la, xb, p->lb, &beta, cb, p->lc, cb,
+                               p->lc, &p->algo, g_ws, g_ws_bytes, tp_cu_stream);
+            if (st == CUBLAS_STATUS_SUCCESS) continue;
+            /* an algorithm the heuristic offered but this call refused: plain cuBLAS from now on
+             * for this plan (logged once) */
+            fprintf(stderr,
+                    "telepathy: cuda: cublasLtMatmul %lldx%lldx%lld (batch %lld) failed with "
+                    "status %d (%s); using cublasGemmStridedBatchedEx for this shape\n",
+                    (long long)M, (long long)N, (long long)K, (long long)key.batch, (int)st,
+                    cublasGetStatusString(st));
+            p->has_algo = 0;
+        }
+        {
             CUBLAS_CHECK(ctx,
                          cublasGemmStridedBatchedEx(
                              g_blas, (cublasOperation_t)key.opa, (cublasOperation_t)key.opb, (int)N,
