@@ -470,10 +470,12 @@ static void test_fsq_rounding(void) {
 
 /* Straight-through: dL/dz = dL/dq * d(bound)/dz / width, i.e. the rounding passes the gradient
  * unchanged; finite differences agree after the rounding (projection out, alpha). */
-static void test_fsq_straight_through(void) {
+static void check_fsq_straight_through(const char *levels, int l0, int l1) {
     run r;
-    if (!run_open(&r, "fsq", "tokens=3,depth=1,heads=2,ffn_mult=1,levels=5:4,alpha_init=0.7", 2,
-                  1)) {
+    char opts[128];
+    snprintf(opts, sizeof opts, "tokens=3,depth=1,heads=2,ffn_mult=1,levels=%s,alpha_init=0.7",
+             levels);
+    if (!run_open(&r, "fsq", opts, 2, 1)) {
         run_close(&r);
         return;
     }
@@ -488,7 +490,7 @@ static void test_fsq_straight_through(void) {
     if (z && q && z->grad && q->grad) {
         float *zb = host(z);
         const float *gz = z->grad->data, *gq = q->grad->data;
-        const int lv[2] = {5, 4};
+        const int lv[2] = {l0, l1};
         double worst = 0, tot = 0;
         for (int n = 0; n < 6; n++)
             for (int j = 0; j < 2; j++) {
@@ -511,6 +513,11 @@ static void test_fsq_straight_through(void) {
     const char *skip[] = {"enc.", "fsq.proj_in", NULL};
     grad_check(&r.f, &r.in, r.h, r.mask, NULL, skip);
     run_close(&r);
+}
+
+static void test_fsq_straight_through(void) {
+    check_fsq_straight_through("5:4", 5, 4); /* per-dimension rounding */
+    check_fsq_straight_through("4x2", 4, 4); /* all levels equal: one rounding call */
 }
 
 static void test_fsq_options(void) {

@@ -1,22 +1,28 @@
 /* test_run_bridges_toy.c — the study's other soft-token bridges learn `toy` through the real
- * trainer between the two tiny models (tests/run/run_fixture.h), like the perceiver does in
+ * trainer between the two tiny models (tests/run/run_fixture.h), as the perceiver does in
  * test_run_trainer.c: 2 balanced classes, 64 stratified eval rows, majority class 0.5.
  *
  * Threshold 0.75 = 48/64 for every bridge: under chance (Binomial(64, 0.5)) P(X >= 48) =
- * 3.9e-5, so passing is not luck. The loss must fall: the mean of the last 30 steps below 0.8
- * x the first 30. Bridges and settings (300 steps, batch 8, lr 2e-3):
- *   mlp     tokens 4, hidden 64          linear  tokens 4
- *   fsq     tokens 4, depth 1, heads 4, levels 8x4
- * meanpool and identity need equal widths (the tiny sender is 64 wide, the receiver 96), and
- * vq needs the vq_commit loss to train its codebook; linear_probe and prompt_tuning need
- * trainer support for their flags (CLASSIFIER, RECEIVER_TEXT): not covered here. */
+ * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92). The loss must
+ * fall: the mean of the last 30 steps below 0.8 x the first 30. 300 steps, batch 8, lr 2e-3:
+ *   mlp     tokens 4, hidden 64
+ *   linear  tokens 4
+ *   vq      tokens 4, depth 1, heads 4, codebook 64, loss ce only: the encoder learns through
+ *           the straight-through estimator; the codebook stays at its init (no vq_commit term)
+ * Not here: fsq collapses on toy with these settings (within ~50 steps |z| grows to ~10, the
+ * tanh bound saturates, perplexity 1, accuracy 0.5) -- the study's phase-15 finding that every
+ * discrete bottleneck collapsed; meanpool and identity need equal widths (the tiny sender is
+ * 64 wide, the receiver 96); linear_probe and prompt_tuning need trainer support for their
+ * flags (TP_BRIDGE_CLASSIFIER, TP_BRIDGE_RECEIVER_TEXT).
+ * TP_TEST_SLOW: ~30 s optimised, minutes under the sanitizers at -O0, so `make test-asan`
+ * leaves it out. */
 #include <math.h>
 
 #include "run/run_config.h"
 #include "run/trainer.h"
 #include "run_fixture.h"
 
-static void learns(const char *bridge, json_t *opts, double lr) {
+static void learns(const char *bridge, json_t *opts) {
     fx f;
     char db[64];
     snprintf(db, sizeof db, "%s.db", bridge);
@@ -24,7 +30,6 @@ static void learns(const char *bridge, json_t *opts, double lr) {
     json_t *spec = fx_bridge_spec(300, 1);
     json_object_set_new(spec, "bridge", json_string(bridge));
     json_object_set_new(spec, "bridge_options", opts);
-    if (lr > 0) json_object_set_new(spec, "lr", json_real(lr));
     tp_run_result res;
     tp_err err = {0};
     tp_status st = tp_runner_run(f.runner, spec, &res, &err);
@@ -49,18 +54,16 @@ static void learns(const char *bridge, json_t *opts, double lr) {
 }
 
 static void test_mlp(void) {
-    learns("mlp", json_pack("{s:i, s:i}", "tokens", 4, "hidden", 64), 0);
+    learns("mlp", json_pack("{s:i, s:i}", "tokens", 4, "hidden", 64));
 }
 
 static void test_linear(void) {
-    learns("linear", json_pack("{s:i}", "tokens", 4), 0);
+    learns("linear", json_pack("{s:i}", "tokens", 4));
 }
 
-static void test_fsq(void) {
-    learns("fsq",
-           json_pack("{s:i, s:i, s:i, s:s}", "tokens", 4, "depth", 1, "heads", 4, "levels",
-                     getenv("FSQ_LV") ? getenv("FSQ_LV") : "8x4"),
-           getenv("FSQ_LR") ? atof(getenv("FSQ_LR")) : 0);
+static void test_vq(void) {
+    learns("vq",
+           json_pack("{s:i, s:i, s:i, s:i}", "tokens", 4, "depth", 1, "heads", 4, "codebook", 64));
 }
 
-TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_fsq))
+TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_vq))
