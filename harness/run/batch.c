@@ -4,22 +4,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length in bytes of the first n code points of s (Python's s[:n] on UTF-8 text). */
+static size_t utf8_prefix(const char *s, size_t len, long n) {
+    size_t i = 0;
+    for (long k = 0; k < n && i < len; k++) {
+        i++;
+        while (i < len && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+    }
+    return i;
+}
+
+/* Placeholder at p: "{text}" (limit -1) or "{text[:N]}"; returns its length, 0 if none. */
+static size_t placeholder(const char *p, long *limit) {
+    if (strncmp(p, "{text", 5) != 0) return 0;
+    if (p[5] == '}') {
+        *limit = -1;
+        return 6;
+    }
+    if (strncmp(p + 5, "[:", 2) != 0) return 0;
+    char *end;
+    long n = strtol(p + 7, &end, 10);
+    if (end == p + 7 || n < 0 || end[0] != ']' || end[1] != '}') return 0;
+    *limit = n;
+    return (size_t)(end + 2 - p);
+}
+
 char *tp_fill_template(const char *tpl, const char *text) {
-    static const char ph[] = "{text}";
-    size_t tl = strlen(text), n = 0;
-    for (const char *p = tpl; (p = strstr(p, ph)) != NULL; p += sizeof ph - 1) n++;
-    size_t cap = strlen(tpl) + n * tl + 1;
+    size_t tl = strlen(text), cap = strlen(tpl) + 1;
+    long lim;
+    for (const char *p = tpl; *p; p++)
+        if (placeholder(p, &lim)) cap += tl;
     char *out = malloc(cap), *o = out;
     if (!out) return NULL;
-    const char *p = tpl, *q;
-    while ((q = strstr(p, ph)) != NULL) {
-        memcpy(o, p, (size_t)(q - p));
-        o += q - p;
-        memcpy(o, text, tl);
-        o += tl;
-        p = q + sizeof ph - 1;
+    for (const char *p = tpl; *p;) {
+        size_t n = placeholder(p, &lim);
+        if (!n) {
+            *o++ = *p++;
+            continue;
+        }
+        size_t k = lim < 0 ? tl : utf8_prefix(text, tl, lim);
+        memcpy(o, text, k);
+        o += k;
+        p += n;
     }
-    strcpy(o, p);
+    *o = 0;
     return out;
 }
 

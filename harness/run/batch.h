@@ -18,7 +18,8 @@ typedef struct tp_tok_batch {
     int n_truncated;
 } tp_tok_batch;
 
-/* "{text}" in tpl replaced by text (every occurrence); malloc'd. */
+/* "{text}" in tpl replaced by text (every occurrence), "{text[:N]}" by its first N code points
+ * (Python's text[:N], as the study's AG News prompt cut articles); malloc'd. */
 char *tp_fill_template(const char *tpl, const char *text);
 
 /* Tokenises texts[0..B); rows longer than max_len keep their first max_len tokens (HF

@@ -10,7 +10,8 @@
  * (a script) decides whether to go on.
  *
  * Run specification keys (all optional except sender/receiver/task as the kind needs):
- *   baseline        "sender_direct" | "receiver_direct" (absent: a bridge run)
+ *   baseline        "sender_direct" | "receiver_direct" | "text_relay" | "fewshot" (absent: a
+ *                   bridge run); baseline_options{} for text_relay / fewshot (baseline_opts.h)
  *   sender, receiver  model alias (from tp_runner_add_model) or directory path
  *   task, task_options{}          bridge, bridge_options{}   (bridge default "perceiver")
  *   losses          [{name, weight, options{}}...] or {name: weight}; default ce 1 + diversity 0.1

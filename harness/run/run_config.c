@@ -16,6 +16,7 @@
 
 static const char *const spec_keys[] = {
     "baseline",
+    "baseline_options",
     "sender",
     "receiver",
     "task",
@@ -70,6 +71,10 @@ const char *tp_run_kind_name(tp_run_kind k) {
         return "sender_direct";
     case TP_KIND_RECEIVER_DIRECT:
         return "receiver_direct";
+    case TP_KIND_TEXT_RELAY:
+        return "text_relay";
+    case TP_KIND_FEWSHOT:
+        return "fewshot";
     }
     return "?";
 }
@@ -362,6 +367,9 @@ static tp_status build_json(tp_run_cfg *c, tp_err *err) {
     } else {
         const tp_run_model *m = c->kind == TP_KIND_SENDER_DIRECT ? c->sender : c->receiver;
         json_object_set_new(j, "model", model_json(m));
+        if (c->kind == TP_KIND_TEXT_RELAY) json_object_set_new(j, "sender", model_json(c->sender));
+        json_t *bo = tp_baseline_opts_json(tp_run_kind_name(c->kind), &c->bopts);
+        if (bo) json_object_set_new(j, "baseline_options", bo);
         json_object_set_new(j, "direct_input",
                             json_pack("{s:b, s:I}", "bos", c->sender_bos, "max_len",
                                       (json_int_t)c->max_receiver_len));
@@ -383,15 +391,28 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
         c->kind = TP_KIND_SENDER_DIRECT;
     else if (!strcmp(s, "receiver_direct"))
         c->kind = TP_KIND_RECEIVER_DIRECT;
+    else if (!strcmp(s, "text_relay"))
+        c->kind = TP_KIND_TEXT_RELAY;
+    else if (!strcmp(s, "fewshot"))
+        c->kind = TP_KIND_FEWSHOT;
     else
         return tp_errf(err, TP_EINVAL,
-                       "run spec: baseline = '%s'; expected sender_direct or receiver_direct", s);
+                       "run spec: baseline = '%s'; expected sender_direct, receiver_direct, "
+                       "text_relay or fewshot",
+                       s);
+    {
+        int64_t bseed; /* fewshot draws its shots with the run seed */
+        TP_TRY(get_int(spec, "seed", 42, 0, INT64_MAX, &bseed, err));
+        TP_TRY(tp_baseline_opts_resolve(tp_run_kind_name(c->kind),
+                                        json_object_get(spec, "baseline_options"), (uint64_t)bseed,
+                                        &c->bopts, err));
+    }
 
     /* models */
     const char *sref, *rref;
     TP_TRY(get_str(spec, "sender", &sref, err));
     TP_TRY(get_str(spec, "receiver", &rref, err));
-    if (c->kind != TP_KIND_RECEIVER_DIRECT) {
+    if (c->kind != TP_KIND_RECEIVER_DIRECT && c->kind != TP_KIND_FEWSHOT) {
         if (!sref)
             return tp_errf(err, TP_EINVAL,
                            "run spec: 'sender' (a model alias or path) is "
@@ -546,6 +567,7 @@ void tp_run_cfg_free(tp_run_cfg *c) {
     for (int i = 0; i < c->n_losses; i++) tp_options_free(c->losses[i].opts);
     free(c->primer);
     free(c->canon);
+    tp_baseline_opts_free(&c->bopts);
     memset(c, 0, sizeof *c);
 }
 

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "run/baseline_opts.h"
 #include "run/run.h"
 #include "telepathy/bridge.h"
 #include "telepathy/loss.h"
@@ -21,6 +22,8 @@ typedef enum tp_run_kind {
     TP_KIND_BRIDGE = 0,
     TP_KIND_SENDER_DIRECT = 1,
     TP_KIND_RECEIVER_DIRECT = 2,
+    TP_KIND_TEXT_RELAY = 3, /* run/relay.h */
+    TP_KIND_FEWSHOT = 4,    /* run/fewshot.h */
 } tp_run_kind;
 
 typedef enum tp_scoring {
@@ -30,7 +33,8 @@ typedef enum tp_scoring {
 } tp_scoring;
 
 const char *tp_scoring_name(tp_scoring s);
-const char *tp_run_kind_name(tp_run_kind k); /* "bridge" | "sender_direct" | "receiver_direct" */
+/* "bridge" | "sender_direct" | "receiver_direct" | "text_relay" | "fewshot" */
+const char *tp_run_kind_name(tp_run_kind k);
 
 #define TP_RUN_MAX_LOSSES 8
 
@@ -65,6 +69,7 @@ typedef struct tp_run_cfg {
                           * 1 question (the example's text) */
     int max_sender_len, max_receiver_len;
     int eval_every, quick_eval_n, checkpoint_every;
+    tp_baseline_opts bopts; /* text_relay / fewshot settings (baseline_options) */
     /* task data, resolved once (strings owned by the task plugin state) */
     void *task_state;
     tp_task_info info;

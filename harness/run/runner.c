@@ -12,6 +12,9 @@
 #include "run/baselines.h"
 #include "run/batch.h"
 #include "run/evaluator.h"
+#include "run/fairness.h"
+#include "run/fewshot.h"
+#include "run/relay.h"
 #include "run/run_config.h"
 #include "run/trainer.h"
 #include "util/canon_json.h"
@@ -536,8 +539,35 @@ static tp_status run_bridge(tp_runner *r, tp_run_cfg *cfg, int64_t run_id, int a
     return st;
 }
 
+/* text_relay (relay.c) and fewshot (fewshot.c): their own prefix, the same evaluation */
+static tp_status run_text_baseline(tp_runner *r, tp_run_cfg *cfg, int64_t run_id,
+                                   tp_run_result *res, tp_err *err) {
+    tp_relay *rl = NULL;
+    tp_fewshot *fs = NULL;
+    tp_scorer sc;
+    tp_ctx *ctx;
+    if (cfg->kind == TP_KIND_TEXT_RELAY) {
+        TP_TRY(tp_relay_new(&rl, cfg, err));
+        tp_relay_scorer(rl, &sc);
+        ctx = tp_relay_ctx(rl);
+    } else {
+        TP_TRY(tp_fewshot_new(&fs, cfg, err));
+        tp_fewshot_scorer(fs, &sc);
+        ctx = tp_fewshot_ctx(fs);
+    }
+    eval_ctx e;
+    tp_status st = eval_load(cfg, &e, err);
+    if (st == TP_OK) st = evaluate_and_record(r, cfg, run_id, &sc, ctx, &e, res, err);
+    eval_free(&e);
+    tp_relay_free(rl);
+    tp_fewshot_free(fs);
+    return st;
+}
+
 static tp_status run_baseline(tp_runner *r, tp_run_cfg *cfg, int64_t run_id, tp_run_result *res,
                               tp_err *err) {
+    if (cfg->kind == TP_KIND_TEXT_RELAY || cfg->kind == TP_KIND_FEWSHOT)
+        return run_text_baseline(r, cfg, run_id, res, err);
     tp_baseline *b = NULL;
     TP_TRY(tp_baseline_new(&b, cfg, err));
     eval_ctx e;
@@ -667,6 +697,11 @@ tp_status tp_runner_run(tp_runner *r, const json_t *spec, tp_run_result *res, tp
             st = run_bridge(r, &cfg, run_id, attempt, res, err);
         else
             st = run_baseline(r, &cfg, run_id, res, err);
+    }
+    if (st == TP_OK && r->store && run_id > 0) { /* fairness.h: recorded, never fatal */
+        tp_fairness fw;
+        tp_fairness_check(&cfg, &fw);
+        st = tp_fairness_record(r->store, run_id, &fw, err);
     }
     if (r->store && run_id > 0) {
         tp_err e2 = {0};

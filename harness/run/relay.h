@@ -1,0 +1,24 @@
+/* relay.h — the text-relay baseline (STUDY.md "Baselines"): the sender greedily writes a short
+ * summary of the example (baseline_options.summary_tokens, 50 by default, from the relay sender
+ * prompt), and the receiver classifies that summary alone, scored by the same evaluator as every
+ * other run. With labels_in_prompt (default) the receiver reads the task's direct prompt (the
+ * label list) with the summary in place of the text; without it "{summary}\n<primer>", which
+ * reproduces the paper's weaker relay and is flagged by the fairness check. */
+#ifndef TP_RUN_RELAY_H
+#define TP_RUN_RELAY_H
+
+#include "run/evaluator.h"
+
+typedef struct tp_relay tp_relay;
+
+tp_status tp_relay_new(tp_relay **out, tp_run_cfg *cfg, tp_err *err);
+void tp_relay_free(tp_relay *r);
+void tp_relay_scorer(tp_relay *r, tp_scorer *s);
+tp_ctx *tp_relay_ctx(tp_relay *r);
+
+/* The receiver's prompt template ({text} = the summary); owned by r. */
+const char *tp_relay_receiver_template(const tp_relay *r);
+/* The summaries of the last scored batch (n rows); owned by r, valid until the next batch. */
+int tp_relay_last_summaries(const tp_relay *r, const char *const **out);
+
+#endif
