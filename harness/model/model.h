@@ -44,7 +44,8 @@ typedef struct tp_model {
 
 typedef struct tp_model_load_opts {
     tp_device device;      /* TP_CPU */
-    tp_dtype weight_dtype; /* TP_F32 (the CPU reference computes in f32) */
+    tp_dtype weight_dtype; /* TP_F32 (default), or TP_BF16 / TP_F16 to hold half the bytes;
+                              the ops compute in f32 either way (the CPU converts per op) */
     int skip_tokenizer;    /* 1: do not look for a tokenizer */
 } tp_model_load_opts;
 

@@ -445,6 +445,24 @@ static void test_load_directory(void) {
             TP_CHECK(w0 && w1 && tu_rel_err(w1, w0, tp_numel(m->layers[1].wq), 1e-9) == 0.0);
             free(w0);
             free(w1);
+            if (bf16) { /* weights held as bf16 (the GPU path): same numbers, half the bytes */
+                tp_model_load_opts o = tp_model_load_defaults();
+                o.weight_dtype = TP_BF16;
+                tp_model *hm = NULL;
+                TP_CHECKF(tp_model_load(&hm, dir, &o, &err) == TP_OK, "%s", err.msg);
+                if (hm) {
+                    TP_CHECK(hm->embed->dtype == TP_BF16 && hm->layers[0].wq->dtype == TP_BF16);
+                    tp_ctx *ctx = tp_ctx_new(TP_CPU);
+                    int32_t ids[5] = {1, 2, 3, 4, 5};
+                    float *a = tu_logits(lm, ctx, 1, 5, ids, NULL, NULL);
+                    float *b = tu_logits(hm, ctx, 1, 5, ids, NULL, NULL);
+                    TP_CHECK(a && b && tu_rel_err(b, a, 5 * V, 1e-6) == 0.0);
+                    free(a);
+                    free(b);
+                    tp_ctx_free(ctx);
+                    tp_model_free(hm);
+                }
+            }
             if (!bf16) {
                 tp_ctx *ctx = tp_ctx_new(TP_CPU);
                 int32_t ids[5] = {1, 2, 3, 4, 5};
