@@ -27,6 +27,8 @@ const tp_cli_command tp_cli_commands[] = {
     {"version", "print versions: harness, plugin ABI, libraries, CUDA", tp_cmd_version},
     {"bench", "time the study's cases on the real shapes (GPU), beside PyTorch + transformers",
      tp_cmd_bench},
+    {"table", "a paper table from results.db (md, LaTeX, CSV) with seeds and significance marks",
+     tp_cmd_table},
 };
 const int tp_cli_n_commands = (int)(sizeof tp_cli_commands / sizeof tp_cli_commands[0]);
 

@@ -1,8 +1,21 @@
-/* table.h — rows x columns of a metric from results.db, mean ± sample std over the runs (seeds)
- * in each cell, with n always shown: what tp.table{} prints. Keys are runs columns (bridge, task,
- * sender, receiver, seed, task_version, bridge_version, status) or paths into the stored config
- * ("bridge.options.tokens", "layer", "eval.scoring"). Only `done` runs count; a cell that mixes
- * scoring schemes is flagged instead of averaged silently. */
+/* table.h — rows x columns of a metric from results.db: what `telepathy table` and tp.table{}
+ * print (Markdown, LaTeX with booktabs, or CSV). Keys are runs columns (bridge, task, sender,
+ * receiver, seed, task_version, bridge_version, status, origin, ...) or paths into the stored
+ * config ("bridge.options.tokens", "layer", "eval.scoring"). Only `done` runs count.
+ *
+ * Each cell collapses its runs (seeds): mean ± sample std, with the number of runs always shown
+ * as (n=K). Fidelity guards, visible in the cell: runs scored with different schemes or by
+ * different task versions are flagged ([schemes: a+b], [task versions: 1+2]), a run carrying a
+ * stored fairness warning (results rows fairness_warning/<code>, run/fairness.h) is flagged
+ * [fairness: code], and when runs score different numbers of examples the cell says [N=...]
+ * (a table whose runs all score the same number says so below it).
+ *
+ * With `vs` = a value of the row key (e.g. "receiver_direct"), every other cell is tested
+ * against the baseline row's cell of the same column: McNemar on the paired per-example
+ * predictions (matched by example hash, else example id), each run paired with the baseline run
+ * of the same seed (else the baseline's first run); all p-values of the table are Holm-adjusted
+ * and a cell's mark uses its largest adjusted p: * < 0.05, ** < 0.01, *** < 0.001. A cell
+ * without paired predictions says [no paired predictions]. */
 #ifndef TP_RUN_TABLE_H
 #define TP_RUN_TABLE_H
 
@@ -14,9 +27,13 @@ typedef struct tp_table_opts {
     const char *metric;     /* results.metric; NULL = "accuracy" */
     const char *split;      /* NULL = "eval" */
     const char *experiment; /* experiments.name filter, or NULL */
+    const char *origin;     /* runs.origin filter ("harness" | "study"), or NULL = all */
+    const char *vs;         /* baseline: a value of the row key, or NULL = no tests */
+    const char *format;     /* "md" (NULL) | "latex" | "csv" */
 } tp_table_opts;
 
-/* Markdown table into *out (malloc'd). Accuracy-like metrics (in [0,1]) print as percent. */
+/* The table as text into *out (malloc'd). Metrics whose values all lie in [0, 1] print as
+ * percent in md/latex; CSV holds one line per cell with the raw values. */
 tp_status tp_table_render(tp_store *s, const tp_table_opts *o, char **out, tp_err *err);
 
 #endif

@@ -369,6 +369,9 @@ static int l_table(lua_State *L) {
     o.metric = opt_field(L, "metric");
     o.split = opt_field(L, "split");
     o.experiment = opt_field(L, "experiment");
+    o.vs = opt_field(L, "vs");
+    o.format = opt_field(L, "format");
+    o.origin = opt_field(L, "origin");
     tp_err err = {0};
     lua_runner *lr;
     char *text = NULL;
