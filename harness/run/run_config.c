@@ -437,11 +437,14 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
     const tp_task_vtable *tv = c->task->desc.vtable;
     TP_TRY(tv->open(c->task_opts, tp_runner_data_dir(r), &c->task_state, err));
     TP_TRY(tv->info(c->task_state, &c->info));
-    if (c->info.is_generation || c->info.n_labels < 2)
+    if (c->info.is_generation && c->kind == TP_KIND_BRIDGE)
         return tp_errf(err, TP_EUNSUP,
-                       "task '%s': generation tasks are not supported by this trainer yet "
-                       "(classification with >= 2 labels only)",
+                       "task '%s' is a generation task: the trainer does not train bridges on "
+                       "generation tasks yet (its baselines run: sender_direct, receiver_direct, "
+                       "text_relay)",
                        task);
+    if (!c->info.is_generation && c->info.n_labels < 2)
+        return tp_errf(err, TP_EUNSUP, "task '%s': a classification task needs >= 2 labels", task);
 
     /* scoring */
     TP_TRY(get_str(spec, "scoring", &s, err));
@@ -449,6 +452,11 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
     if (scoring_parse(s, &c->scoring) != 0)
         return tp_errf(err, TP_EINVAL,
                        "run spec: scoring = '%s'; expected first_token, generate or loglik", s);
+    if (c->info.is_generation && c->scoring != TP_SCORE_GENERATE) /* run/gen_eval.h */
+        return tp_errf(err, TP_EINVAL,
+                       "run spec: scoring = '%s': task '%s' is a generation task, scored by "
+                       "generate",
+                       s, task);
     TP_TRY(get_int32(spec, "max_new_tokens",
                      c->info.max_new_tokens > 0 ? c->info.max_new_tokens : 5, 1, 512,
                      &c->max_new_tokens, err));

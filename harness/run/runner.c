@@ -14,6 +14,7 @@
 #include "run/evaluator.h"
 #include "run/fairness.h"
 #include "run/fewshot.h"
+#include "run/gen_eval.h"
 #include "run/relay.h"
 #include "run/run_config.h"
 #include "run/trainer.h"
@@ -355,15 +356,19 @@ static tp_status eval_load(tp_run_cfg *cfg, eval_ctx *e, tp_err *err) {
     if (e->ds.n == 0)
         return tp_errf(err, TP_EINVAL, "task '%s': the evaluation split (%s) has no rows",
                        cfg->task->desc.name, e->ds.source);
-    for (int64_t i = 0; i < e->ds.n; i++)
-        if (e->ds.rows[i].label < 0 || e->ds.rows[i].label >= cfg->info.n_labels)
-            return tp_errf(err, TP_EFORMAT,
-                           "%s:%lld: label index %d is not one of the task's %d "
-                           "classes",
-                           e->ds.source, (long long)e->ds.rows[i].line, e->ds.rows[i].label,
-                           cfg->info.n_labels);
-    TP_TRY(tp_eval_subset(&e->ds, cfg->info.n_labels, cfg->eval_n, cfg->eval_seed, &e->idx, &e->n,
-                          err));
+    if (cfg->info.is_generation) { /* no classes: a seeded uniform subset (gen_eval.h) */
+        TP_TRY(tp_gen_subset(&e->ds, cfg->eval_n, cfg->eval_seed, &e->idx, &e->n, err));
+    } else {
+        for (int64_t i = 0; i < e->ds.n; i++)
+            if (e->ds.rows[i].label < 0 || e->ds.rows[i].label >= cfg->info.n_labels)
+                return tp_errf(err, TP_EFORMAT,
+                               "%s:%lld: label index %d is not one of the task's %d "
+                               "classes",
+                               e->ds.source, (long long)e->ds.rows[i].line, e->ds.rows[i].label,
+                               cfg->info.n_labels);
+        TP_TRY(tp_eval_subset(&e->ds, cfg->info.n_labels, cfg->eval_n, cfg->eval_seed, &e->idx,
+                              &e->n, err));
+    }
     e->rows = malloc(((size_t)e->n + 1) * sizeof *e->rows);
     if (!e->rows) return tp_errf(err, TP_ENOMEM, "runner: out of memory");
     for (int i = 0; i < e->n; i++) e->rows[i] = &e->ds.rows[e->idx[i]];
@@ -403,6 +408,8 @@ static void hash_str(const char *s, char *hex) {
 static tp_status evaluate_and_record(tp_runner *r, tp_run_cfg *cfg, int64_t run_id,
                                      const tp_scorer *sc, tp_ctx *ctx, eval_ctx *e,
                                      tp_run_result *res, tp_err *err) {
+    if (cfg->info.is_generation)
+        return tp_gen_evaluate(cfg, sc, ctx, e->rows, e->n, r->store, run_id, res, err);
     tp_eval_out o;
     TP_TRY(tp_score(sc, ctx, e->rows, e->n, &o, err));
     int C = cfg->info.n_labels;
