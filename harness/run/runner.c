@@ -672,7 +672,9 @@ tp_status tp_runner_run(tp_runner *r, const json_t *spec, tp_run_result *res, tp
         meta.experiment_id = r->experiment_id;
         meta.config_json = cfg.canon;
         meta.config_hash = cfg.hash;
-        meta.seed = cfg.kind == TP_KIND_BRIDGE ? (int64_t)cfg.seed : 0;
+        meta.seed = cfg.kind == TP_KIND_BRIDGE    ? (int64_t)cfg.seed
+                    : cfg.kind == TP_KIND_FEWSHOT ? (int64_t)cfg.bopts.seed /* picks the shots */
+                                                  : 0;
         meta.task = cfg.task->desc.name;
         meta.task_version = cfg.task->desc.version;
         meta.bridge =

@@ -118,6 +118,8 @@ static void test_fewshot_run(void) {
     TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM runs WHERE bridge = 'fewshot' AND status = 'done' "
                           "AND receiver = 'tiny_mistral' AND sender IS NULL") == 2);
     TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM predictions") == 18);
+    TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM runs WHERE bridge = 'fewshot' AND seed IN (42, "
+                          "43)") == 2);
     TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM results WHERE metric LIKE 'accuracy/%'") == 6);
     TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM results WHERE metric LIKE 'fairness%'") == 0);
     TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM runs WHERE json_extract(config_json, "
