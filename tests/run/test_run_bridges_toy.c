@@ -3,17 +3,20 @@
  * test_run_trainer.c: 2 balanced classes, 64 stratified eval rows, majority class 0.5.
  *
  * Threshold 0.75 = 48/64 for every bridge: under chance (Binomial(64, 0.5)) P(X >= 48) =
- * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92). The loss must
+ * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92, linear with
+ * normalizer = whiten 0.98, linear_probe 0.92). The loss must
  * fall: the mean of the last 30 steps below 0.8 x the first 30. 300 steps, batch 8, lr 2e-3:
  *   mlp     tokens 4, hidden 64
  *   linear  tokens 4
  *   vq      tokens 4, depth 1, heads 4, codebook 64, loss ce only: the encoder learns through
  *           the straight-through estimator; the codebook stays at its init (no vq_commit term)
+ *   linear  tokens 4, normalizer = whiten on the first 64 training examples (trainer calibrate)
+ *   linear_probe  loss ce mode=first_token over class_logits, lr 0.3 (no receiver)
  * Not here: fsq collapses on toy with these settings (within ~50 steps |z| grows to ~10, the
  * tanh bound saturates, perplexity 1, accuracy 0.5) -- the study's phase-15 finding that every
  * discrete bottleneck collapsed; meanpool and identity need equal widths (the tiny sender is
- * 64 wide, the receiver 96); linear_probe and prompt_tuning need trainer support for their
- * flags (TP_BRIDGE_CLASSIFIER, TP_BRIDGE_RECEIVER_TEXT).
+ * 64 wide, the receiver 96); prompt_tuning stays near chance (0.52-0.55): its soft prompt
+ * steers a random tiny receiver that cannot itself read the toy keywords from the text.
  * TP_TEST_SLOW: ~30 s optimised, minutes under the sanitizers at -O0, so `make test-asan`
  * leaves it out. */
 #include <math.h>
@@ -22,7 +25,8 @@
 #include "run/trainer.h"
 #include "run_fixture.h"
 
-static void learns(const char *bridge, json_t *opts) {
+/* extra: spec keys to set (losses, lr), may be NULL. */
+static void learns(const char *bridge, json_t *opts, json_t *extra) {
     fx f;
     char db[64];
     snprintf(db, sizeof db, "%s.db", bridge);
@@ -30,6 +34,8 @@ static void learns(const char *bridge, json_t *opts) {
     json_t *spec = fx_bridge_spec(300, 1);
     json_object_set_new(spec, "bridge", json_string(bridge));
     json_object_set_new(spec, "bridge_options", opts);
+    if (extra) json_object_update(spec, extra);
+    json_decref(extra);
     tp_run_result res;
     tp_err err = {0};
     tp_status st = tp_runner_run(f.runner, spec, &res, &err);
@@ -54,16 +60,34 @@ static void learns(const char *bridge, json_t *opts) {
 }
 
 static void test_mlp(void) {
-    learns("mlp", json_pack("{s:i, s:i}", "tokens", 4, "hidden", 64));
+    learns("mlp", json_pack("{s:i, s:i}", "tokens", 4, "hidden", 64), NULL);
 }
 
 static void test_linear(void) {
-    learns("linear", json_pack("{s:i}", "tokens", 4));
+    learns("linear", json_pack("{s:i}", "tokens", 4), NULL);
 }
 
 static void test_vq(void) {
     learns("vq",
-           json_pack("{s:i, s:i, s:i, s:i}", "tokens", 4, "depth", 1, "heads", 4, "codebook", 64));
+           json_pack("{s:i, s:i, s:i, s:i}", "tokens", 4, "depth", 1, "heads", 4, "codebook", 64),
+           NULL);
 }
 
-TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_vq))
+/* the normalizer end to end: the trainer calibrates on the first 64 training examples */
+static void test_linear_whitened(void) {
+    learns("linear",
+           json_pack("{s:i, s:s, s:i}", "tokens", 4, "normalizer", "whiten", "normalizer_examples",
+                     64),
+           NULL);
+}
+
+/* no receiver: logistic regression on the sender's last-token state, CE over class_logits;
+ * unit-norm features need a large step (lr 0.3) to move in 300 steps */
+static void test_linear_probe(void) {
+    learns("linear_probe", json_object(),
+           json_pack("{s:[{s:s, s:{s:s}}], s:f}", "losses", "name", "ce", "options", "mode",
+                     "first_token", "lr", 0.3));
+}
+
+TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_vq),
+            TP_CASE(test_linear_whitened), TP_CASE(test_linear_probe))
