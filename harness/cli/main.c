@@ -29,6 +29,8 @@ const tp_cli_command tp_cli_commands[] = {
      tp_cmd_bench},
     {"table", "a paper table from results.db (md, LaTeX, CSV) with seeds and significance marks",
      tp_cmd_table},
+    {"import-preserved", "read the study's preserved result files into results.db (origin study)",
+     tp_cmd_import_preserved},
 };
 const int tp_cli_n_commands = (int)(sizeof tp_cli_commands / sizeof tp_cli_commands[0]);
 

@@ -19,6 +19,10 @@ static const char *const run_cols[] = {
 
 /* SQL expression for a key: a runs column or json_extract on the config (path chars checked). */
 static tp_status key_sql(const char *key, char *out, size_t cap, tp_err *err) {
+    if (!strcmp(key, "experiment")) { /* the experiment's name (experiments.name) */
+        snprintf(out, cap, "e.name");
+        return TP_OK;
+    }
     for (size_t i = 0; i < sizeof run_cols / sizeof *run_cols; i++)
         if (!strcmp(key, run_cols[i])) {
             snprintf(out, cap, "CAST(r.%s AS TEXT)", key);
@@ -29,7 +33,8 @@ static tp_status key_sql(const char *key, char *out, size_t cap, tp_err *err) {
         if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
             return tp_errf(err, TP_EINVAL,
                            "table: key '%s': expected a runs column (bridge, task, sender, "
-                           "receiver, seed, ...) or a config path like bridge.options.tokens",
+                           "receiver, seed, ...), experiment, or a config path like "
+                           "bridge.options.tokens",
                            key);
     snprintf(out, cap, "CAST(json_extract(r.config_json, '$.%s') AS TEXT)", key);
     return TP_OK;

@@ -1,7 +1,8 @@
 /* table.h — rows x columns of a metric from results.db: what `telepathy table` and tp.table{}
  * print (Markdown, LaTeX with booktabs, or CSV). Keys are runs columns (bridge, task, sender,
- * receiver, seed, task_version, bridge_version, status, origin, ...) or paths into the stored
- * config ("bridge.options.tokens", "layer", "eval.scoring"). Only `done` runs count.
+ * receiver, seed, task_version, bridge_version, status, origin, ...), `experiment` (its name) or
+ * paths into the stored config ("bridge.options.tokens", "layer", "eval.scoring"). Only `done` runs
+ * count.
  *
  * Each cell collapses its runs (seeds): mean ± sample std, with the number of runs always shown
  * as (n=K). Fidelity guards, visible in the cell: runs scored with different schemes or by
