@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "model/safetensors.h"
 #include "model_testutil.h"
@@ -372,7 +373,8 @@ static void config_json(char *buf, size_t cap, const tp_model_config *c, const c
 }
 
 /* Writes every weight of m (optionally as bf16, optionally skipping names containing `skip`). */
-static int save_weights(const tp_model *m, const char *path, int as_bf16, const char *skip) {
+static int save_weights_ex(const tp_model *m, const char *path, int as_bf16, const char *skip,
+                           const char *only) {
     tp_st_writer *w = tp_st_writer_new();
     tp_err err = {0};
     uint16_t *bufs[64];
@@ -389,7 +391,7 @@ static int save_weights(const tp_model *m, const char *path, int as_bf16, const 
     if (m->lm_head != m->embed) all[n++] = m->lm_head;
     for (int i = 0; i < n && rc == 0; i++) {
         const tp_tensor *t = all[i];
-        if (skip && strstr(t->name, skip)) continue;
+        if ((skip && strstr(t->name, skip)) || (only && !strstr(t->name, only))) continue;
         const void *data = t->data;
         tp_dtype dt = TP_F32;
         if (as_bf16) {
@@ -407,6 +409,10 @@ static int save_weights(const tp_model *m, const char *path, int as_bf16, const 
     tp_st_writer_free(w);
     for (int i = 0; i < nb; i++) free(bufs[i]);
     return rc;
+}
+
+static int save_weights(const tp_model *m, const char *path, int as_bf16, const char *skip) {
+    return save_weights_ex(m, path, as_bf16, skip, NULL);
 }
 
 static void test_load_directory(void) {
@@ -511,7 +517,70 @@ static void test_load_directory(void) {
     TP_CHECKF(strstr(err.msg, "/nonexistent/model/dir") != NULL, "%s", err.msg);
 }
 
+/* Hugging Face's sharded layout: model-0000k-of-00002.safetensors + model.safetensors.index.json
+ * (no model.safetensors); a missing shard is an error naming it. */
+static void test_load_sharded(void) {
+    tp_model *m = tu_tiny(TP_ARCH_LLAMA, 2, 35);
+    if (!m) {
+        TP_CHECK(m != NULL);
+        return;
+    }
+    char dir[512], path[600], cfg[2048];
+    snprintf(dir, sizeof dir, "%s/sharded", tp_test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    config_json(cfg, sizeof cfg, &m->cfg, "LlamaForCausalLM", "llama", V);
+    TP_CHECK(write_text(path, cfg) == 0);
+    const char *shard[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
+    snprintf(path, sizeof path, "%s/%s", dir, shard[0]);
+    TP_CHECK(save_weights_ex(m, path, 0, "layers.1.", NULL) == 0);
+    snprintf(path, sizeof path, "%s/%s", dir, shard[1]);
+    TP_CHECK(save_weights_ex(m, path, 0, NULL, "layers.1.") == 0);
+    /* the index: every tensor name -> its shard */
+    char *idx = malloc(16384);
+    size_t o =
+        (size_t)snprintf(idx, 16384, "{\"metadata\": {\"total_size\": %lld},\n \"weight_map\": {",
+                         (long long)(m->n_params * 4));
+    const tp_tensor *all[64];
+    int n = 0;
+    all[n++] = m->embed;
+    for (int l = 0; l < 2; l++) {
+        tp_tensor *const *ws = (tp_tensor *const *)&m->layers[l];
+        for (size_t i = 0; i < sizeof(tp_layer_weights) / sizeof(tp_tensor *); i++)
+            if (ws[i]) all[n++] = ws[i];
+    }
+    all[n++] = m->norm;
+    all[n++] = m->lm_head;
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(idx + o, 16384 - o, "%s\"%s\": \"%s\"", i ? ",\n  " : "",
+                              all[i]->name, shard[strstr(all[i]->name, "layers.1.") != NULL]);
+    snprintf(idx + o, 16384 - o, "}}\n");
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    TP_CHECK(write_text(path, idx) == 0);
+    free(idx);
+    tp_model *lm = NULL;
+    tp_err err = {0};
+    TP_CHECKF(tp_model_load(&lm, dir, NULL, &err) == TP_OK, "%s", err.msg);
+    if (lm) {
+        tp_ctx *ctx = tp_ctx_new(TP_CPU);
+        int32_t ids[5] = {1, 2, 3, 4, 5};
+        float *a = tu_logits(m, ctx, 1, 5, ids, NULL, NULL);
+        float *b = tu_logits(lm, ctx, 1, 5, ids, NULL, NULL);
+        TP_CHECK(a && b && tu_rel_err(b, a, 5 * V, 1e-6) == 0.0);
+        free(a);
+        free(b);
+        tp_ctx_free(ctx);
+        tp_model_free(lm);
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, shard[1]);
+    TP_CHECK(unlink(path) == 0);
+    lm = NULL;
+    TP_CHECK(tp_model_load(&lm, dir, NULL, &err) != TP_OK && lm == NULL);
+    TP_CHECKF(strstr(err.msg, shard[1]) != NULL, "%s", err.msg);
+    tp_model_free(m);
+}
+
 TP_TEST_RUN(TP_CASE(test_shapes_and_logit_selection), TP_CASE(test_left_right_padding),
             TP_CASE(test_hidden_states), TP_CASE(test_sliding_window),
             TP_CASE(test_input_grad_finite_diff), TP_CASE(test_bad_input),
-            TP_CASE(test_load_directory))
+            TP_CASE(test_load_directory), TP_CASE(test_load_sharded))
