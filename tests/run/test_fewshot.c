@@ -47,8 +47,10 @@ static int shots_of(fx *f, int k, int seed, int64_t *ids, int *labels, char **he
         const int64_t *pi;
         const int *pl;
         n = tp_fewshot_shots(fs, &pi, &pl);
-        memcpy(ids, pi, (size_t)n * sizeof *ids);
-        memcpy(labels, pl, (size_t)n * sizeof *labels);
+        if (n > 0) { /* k = 0 has no shots (and NULL arrays) */
+            memcpy(ids, pi, (size_t)n * sizeof *ids);
+            memcpy(labels, pl, (size_t)n * sizeof *labels);
+        }
         if (head) *head = strdup(tp_fewshot_head(fs));
         /* the shots are real training rows with their own labels */
         const tp_task_vtable *tv = c.task->desc.vtable;
