@@ -74,6 +74,7 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env);
 /* tables: cmd_table.c, cmd_plot.c, cmd_import_preserved.c, cmd_replay.c */
 int tp_cmd_table(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_import_preserved(int argc, char **argv, tp_cli_env *env);
+int tp_cmd_replay(int argc, char **argv, tp_cli_env *env);
 /* later issues add rows here and in main.c's table: generate, make-tiny, import-llama2c, table,
  * bench, ... (declare tp_cmd_<name> here, with the owner's name in a comment). */
 
