@@ -24,10 +24,13 @@
  * Options: tokens (M), depth, heads, width (0 = receiver width; e.g. 512 gives the narrower
  * projected variant the paper text describes), ffn_mult, alpha_init ("calibrated" = the median
  * row RMS of the receiver's embedding matrix, dims->recv_embed_rms, or a number — some study
- * scripts hard-coded 0.03), alpha_learnable, dropout (on each residual branch, training only).
+ * scripts hard-coded 0.03), alpha_learnable, dropout (on each residual branch, training only),
+ * and the normalizer options (normalizer.h: per-dimension whitening of the sender states from
+ * statistics of N training examples, as in the study's phase 1; off by default).
  * The bridge reports alpha as the metric "alpha".
  *
- * Version history: 1 — first version. */
+ * Version history: 1 — first version (the normalizer options came later, off by default, with
+ * outputs unchanged when off). */
 #define TP_PLUGIN
 #include <math.h>
 #include <stdint.h>
@@ -39,6 +42,9 @@
 #include <telepathy/plugin.h>
 
 TP_PLUGIN_DEFINE_API;
+
+#include "bridge_util.h"
+#include "normalizer.h"
 
 #define API             tp_plugin_api_
 #define PV_MAX_DEPTH    8
@@ -58,6 +64,7 @@ static const tp_option_spec pv_options[] = {
      "output scale: 'calibrated' (median receiver embedding row RMS) or a number"},
     {"alpha_learnable", TP_OPT_BOOL, "true", 1, 0, NULL, "train the output scale alpha"},
     {"dropout", TP_OPT_FLOAT, "0", 0, 0.9, NULL, "dropout on residual branches (training only)"},
+    NZ_OPTIONS,
 };
 
 typedef struct pv_attn {
@@ -83,6 +90,7 @@ typedef struct pv_state {
     tp_rng drop_rng;
     uint64_t seed;
     int n_init; /* parameters created so far: the init stream of the next one */
+    nz_state nz;
 } pv_state;
 
 /* Which distribution a new parameter starts from. */
@@ -248,9 +256,13 @@ static tp_status pv_create(const tp_options *o, const tp_bridge_dims *dims, tp_p
     s->alpha0 = (float)a;
     s->drop_rng = (tp_rng){s->seed ^ PV_DROPOUT_SALT, PV_STREAM_BASE - 1, 0};
     if ((st = pv_make_params(s, ps, err)) != TP_OK) goto fail;
+    /* after every other parameter, so the normalizer never shifts their init streams */
+    bu_init nz_in = {"perceiver", s->seed, PV_STREAM_BASE + (uint64_t)s->n_init, 0};
+    if ((st = nz_create(&s->nz, &nz_in, o, dims, ps, err)) != TP_OK) goto fail;
     *state = s;
     return TP_OK;
 fail:
+    nz_free(&s->nz);
     free(s);
     return st;
 }
@@ -299,6 +311,8 @@ static tp_status pv_forward(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *mas
 
     /* bf16 sender states (GPU path) meet f32 bridge weights */
     tp_tensor *hf = h->dtype == TP_F32 ? h : tp_cast(c, h, TP_F32);
+    hf = nz_apply(&s->nz, c, hf, err); /* identity when normalizer = off */
+    if (!hf) return err->code ? err->code : bu_fail("perceiver", c, "normalizer", err);
     tp_tensor *kv = s->in_w ? tp_linear(c, hf, s->in_w, s->in_b) : hf; /* [B,T,W] */
     tp_tensor *x = tp_add(c, tp_zeros(c, TP_F32, TP_DIMS(b, s->m, s->width)), s->latents);
     for (int i = 0; i < s->depth; i++) {
@@ -323,6 +337,7 @@ static tp_status pv_forward(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *mas
     out->n_metrics = 1;
     out->metric_name[0] = "alpha";
     out->metric[0] = s->alpha ? tp_item(s->alpha, 0) : s->alpha0;
+    nz_metrics(&s->nz, out);
     return TP_OK;
 }
 
@@ -332,7 +347,18 @@ static int pv_num_tokens(void *state) {
 
 /* Parameters belong to the host's tp_params (it frees them); only the state is ours. */
 static void pv_destroy(void *state) {
-    free(state);
+    pv_state *s = state;
+    if (s) nz_free(&s->nz);
+    free(s);
+}
+
+static int pv_calibration_examples(void *state) {
+    return nz_examples(&((pv_state *)state)->nz);
+}
+
+static tp_status pv_calibrate(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
+                              tp_tensor *recv_embed, tp_err *err) {
+    return nz_calibrate(&((pv_state *)state)->nz, c, h, mask, recv_embed, err);
 }
 
 static const tp_bridge_vtable pv_vtable = {
@@ -341,6 +367,8 @@ static const tp_bridge_vtable pv_vtable = {
     .forward = pv_forward,
     .num_tokens = pv_num_tokens,
     .destroy = pv_destroy,
+    .calibration_examples = pv_calibration_examples,
+    .calibrate = pv_calibrate,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

@@ -2,7 +2,8 @@
  * real bridges: calibration_examples, the error of a forward before calibrate, statistics of
  * the first N examples accumulated over calls (extra rows ignored, padding excluded) checked
  * through meanpool's exact output, whiten_recolour with the receiver embedding statistics,
- * frozen vs learnable (parameters, values, finite-difference gradients through mlp), and the
+ * frozen vs learnable (parameters, values, finite-difference gradients through mlp), perceiver
+ * with the normalizer against the plain perceiver on hand-whitened states, and the
  * errors (width mismatch for recolour, missing recv_embed, calibrate with normalizer off). */
 #include "test_bridges_common.h"
 
@@ -249,5 +250,56 @@ static void test_learnable_grad_and_errors(void) {
     fx_close(&f);
 }
 
-TP_TEST_RUN(TP_CASE(test_whiten), TP_CASE(test_recolour_and_learnable),
+/* perceiver with normalizer = whiten equals the plain perceiver (same seed, same parameters)
+ * fed the whitened states by hand. */
+static void test_perceiver(void) {
+    fixture f;
+    if (!fx_open(&f, "perceiver")) return;
+    tp_bridge_dims d = {8, 8, 50, 40, 0.0027f, 5, 0};
+    inst a, b;
+    tp_err err = {0};
+    tp_status sa = inst_new(&f, "tokens=2,depth=1,heads=2,alpha_init=1", &d, &a, &err);
+    tp_status sb = inst_new(&f,
+                            "tokens=2,depth=1,heads=2,alpha_init=1,normalizer=whiten,"
+                            "normalizer_examples=3",
+                            &d, &b, &err);
+    TP_CHECKF(sa == TP_OK && sb == TP_OK, "%s", err.msg);
+    if (sa == TP_OK && sb == TP_OK) {
+        TP_CHECK(a.params.n == b.params.n);
+        TP_CHECK(f.vt->calibration_examples(b.state) == 3);
+        unsigned seed = 6;
+        tp_tensor *h = persist(TP_DIMS(3, 4, 8), 4.0f, &seed);
+        float *hp = h->data;
+        for (int i = 0; i < 96; i++) hp[i] += (float)(i % 8);
+        tp_tensor *mask = make_mask(3, 4, (int[]){4, 2, 3});
+        tp_ctx *c = tp_ctx_new(TP_CPU);
+        tp_bridge_out out;
+        tp_ctx_reset(c);
+        TP_CHECK(f.vt->forward(b.state, c, h, mask, 0, &out, &err) != TP_OK);
+        TP_CHECK(strstr(err.msg, "calibrate") != NULL);
+        TP_CHECK(calibrate(&f, &b, c, h, mask, NULL, &err) == TP_OK);
+        double mu[8], sd[8];
+        stats(h, mask, 3, mu, sd);
+        tp_tensor *hw = persist(TP_DIMS(3, 4, 8), 1.0f, &seed);
+        float *wp = hw->data;
+        for (int i = 0; i < 96; i++) wp[i] = (float)((hp[i] - mu[i % 8]) / sd[i % 8]);
+        float ya[48], yb[48];
+        TP_CHECK(run_fwd(&f, &a, c, hw, mask, 0, NULL, ya, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &b, c, h, mask, 0, NULL, yb, 48, &out) == 48);
+        double worst = 0;
+        for (int i = 0; i < 48; i++) worst = fmax(worst, fabs(ya[i] - yb[i]));
+        TP_CHECKF(worst < 1e-6, "perceiver: normalised output differs by %g", worst);
+        double ne = 0;
+        TP_CHECK(metric_named(&out, "normalizer_examples", &ne) && ne == 3);
+        tp_ctx_free(c);
+        tp_tensor_free(h);
+        tp_tensor_free(hw);
+        tp_tensor_free(mask);
+    }
+    inst_free(&f, &a);
+    inst_free(&f, &b);
+    fx_close(&f);
+}
+
+TP_TEST_RUN(TP_CASE(test_whiten), TP_CASE(test_perceiver), TP_CASE(test_recolour_and_learnable),
             TP_CASE(test_learnable_grad_and_errors))
