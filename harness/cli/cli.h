@@ -75,6 +75,7 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_table(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_import_preserved(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_replay(int argc, char **argv, tp_cli_env *env);
+int tp_cmd_plot(int argc, char **argv, tp_cli_env *env);
 /* later issues add rows here and in main.c's table: generate, make-tiny, import-llama2c, table,
  * bench, ... (declare tp_cmd_<name> here, with the owner's name in a comment). */
 

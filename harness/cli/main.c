@@ -33,6 +33,8 @@ const tp_cli_command tp_cli_commands[] = {
      tp_cmd_import_preserved},
     {"replay", "re-run a stored run from its config and compare old vs new bit for bit",
      tp_cmd_replay},
+    {"plot", "figures from results.db through gnuplot: token scaling, layers, curves, latency",
+     tp_cmd_plot},
 };
 const int tp_cli_n_commands = (int)(sizeof tp_cli_commands / sizeof tp_cli_commands[0]);
 

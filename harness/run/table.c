@@ -17,8 +17,7 @@ static const char *const run_cols[] = {
     "bridge", "task",       "sender",  "receiver",      "seed",   "task_version",  "status",
     "device", "git_commit", "attempt", "experiment_id", "origin", "bridge_version"};
 
-/* SQL expression for a key: a runs column or json_extract on the config (path chars checked). */
-static tp_status key_sql(const char *key, char *out, size_t cap, tp_err *err) {
+tp_status tp_table_key_sql(const char *key, char *out, size_t cap, tp_err *err) {
     if (!strcmp(key, "experiment")) { /* the experiment's name (experiments.name) */
         snprintf(out, cap, "e.name");
         return TP_OK;
@@ -84,9 +83,9 @@ static tp_status db_err(tp_store *s, tp_err *err) {
 static tp_status load_runs(tp_store *s, const tp_table_opts *o, const char *metric,
                            const char *split, tbl *t, tp_err *err) {
     char rk[256], ck[256];
-    TP_TRY(key_sql(o->rows, rk, sizeof rk, err));
+    TP_TRY(tp_table_key_sql(o->rows, rk, sizeof rk, err));
     if (o->cols)
-        TP_TRY(key_sql(o->cols, ck, sizeof ck, err));
+        TP_TRY(tp_table_key_sql(o->cols, ck, sizeof ck, err));
     else
         snprintf(ck, sizeof ck, "'%s'", "all");
     char sql[2048];

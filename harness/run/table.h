@@ -20,6 +20,8 @@
 #ifndef TP_RUN_TABLE_H
 #define TP_RUN_TABLE_H
 
+#include <stddef.h>
+
 #include "store/store.h"
 
 typedef struct tp_table_opts {
@@ -36,5 +38,9 @@ typedef struct tp_table_opts {
 /* The table as text into *out (malloc'd). Metrics whose values all lie in [0, 1] print as
  * percent in md/latex; CSV holds one line per cell with the raw values. */
 tp_status tp_table_render(tp_store *s, const tp_table_opts *o, char **out, tp_err *err);
+
+/* The SQL expression of a key over `runs r` (joined with `experiments e`): a runs column,
+ * "experiment", or json_extract of a config path (characters checked, never pasted raw). */
+tp_status tp_table_key_sql(const char *key, char *out, size_t cap, tp_err *err);
 
 #endif
