@@ -83,23 +83,48 @@ __device__ __forceinline__ void stf(void *p, int dt, int64_t i, float v) {
     }
 }
 
-/* A tensor as kernels see it: 4-dim padded shape and strides (elements), data and dtype. */
+/* A tensor as kernels see it: 4-dim padded shape and strides (elements), data and dtype, and
+ * whether its strides are the row-major ones of the iteration shape (then element k is at k,
+ * with no index arithmetic: the common case of every elementwise op). */
 struct tp_cu_t4 {
     const void *p;
     int dt;
+    int contig;
     int64_t sh[4], st[4];
 };
+
+/* contig flag of strides st read over the iteration shape sh (size-1 dims do not matter) */
+static inline int tp_cu_is_rowmajor(const int64_t *sh, const int64_t *st) {
+    int64_t e = 1;
+    for (int i = 3; i >= 0; i--) {
+        if (sh[i] != 1 && st[i] != e) return 0;
+        e *= sh[i];
+    }
+    return 1;
+}
 
 static inline tp_cu_t4 tp_cu_view(const tp_tensor *t) {
     tp_cu_t4 v;
     v.p = t->data;
     v.dt = (int)t->dtype;
     tp_shape4(t, v.sh, v.st);
+    v.contig = tp_cu_is_rowmajor(v.sh, v.st);
     return v;
 }
 
-/* Strided offset of flat (row-major over sh) index k. */
+/* Strided offset of flat (row-major over sh) index k; 32-bit index arithmetic when k fits (a
+ * 64-bit division is several times dearer, and elementwise kernels do three per element). */
 __device__ __forceinline__ int64_t off4(int64_t k, const int64_t *sh, const int64_t *st) {
+    if (k < 0xFFFFFFFFll) {
+        uint32_t kk = (uint32_t)k, s3 = (uint32_t)sh[3], s2 = (uint32_t)sh[2], s1 = (uint32_t)sh[1];
+        uint32_t i3 = kk % s3;
+        kk /= s3;
+        uint32_t i2 = kk % s2;
+        kk /= s2;
+        uint32_t i1 = kk % s1, i0 = kk / s1;
+        return (int64_t)i0 * st[0] + (int64_t)i1 * st[1] + (int64_t)i2 * st[2] +
+               (int64_t)i3 * st[3];
+    }
     int64_t i3 = k % sh[3];
     k /= sh[3];
     int64_t i2 = k % sh[2];
@@ -107,6 +132,11 @@ __device__ __forceinline__ int64_t off4(int64_t k, const int64_t *sh, const int6
     int64_t i1 = k % sh[1];
     int64_t i0 = k / sh[1];
     return i0 * st[0] + i1 * st[1] + i2 * st[2] + i3 * st[3];
+}
+
+/* Offset of element k of view v iterated over shape sh (v.contig must refer to sh). */
+__device__ __forceinline__ int64_t vidx(int64_t k, const int64_t *sh, const tp_cu_t4 &v) {
+    return v.contig ? k : off4(k, sh, v.st);
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

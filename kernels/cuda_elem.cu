@@ -12,7 +12,7 @@
 /* ---- strided copy with conversion (ints copied exactly) ---- */
 __global__ void k_copy(tp_cu_t4 d, tp_cu_t4 s, int64_t n) {
     GRID_LOOP(k, n) {
-        int64_t od = off4(k, d.sh, d.st), os = off4(k, s.sh, s.st);
+        int64_t od = vidx(k, d.sh, d), os = vidx(k, s.sh, s);
         if (d.dt == TP_I32 && s.dt == TP_I32)
             ((int32_t *)d.p)[od] = ((const int32_t *)s.p)[os];
         else
@@ -23,7 +23,7 @@ __global__ void k_copy(tp_cu_t4 d, tp_cu_t4 s, int64_t n) {
 /* dst += src (both f32, any strides; dst's shape drives) */
 __global__ void k_accum(tp_cu_t4 d, tp_cu_t4 s, int64_t n) {
     GRID_LOOP(k, n) {
-        int64_t od = off4(k, d.sh, d.st), os = off4(k, s.sh, s.st);
+        int64_t od = vidx(k, d.sh, d), os = vidx(k, s.sh, s);
         ((float *)d.p)[od] += ldf(s.p, s.dt, os);
     }
 }
@@ -53,7 +53,7 @@ static tp_status accum_view(tp_ctx *ctx, const tp_tensor *dst, const tp_tensor *
 
 __global__ void k_fill(tp_cu_t4 d, float v, int32_t iv, int64_t n) {
     GRID_LOOP(k, n) {
-        int64_t od = off4(k, d.sh, d.st);
+        int64_t od = vidx(k, d.sh, d);
         if (d.dt == TP_I32)
             ((int32_t *)d.p)[od] = iv;
         else
@@ -150,7 +150,7 @@ enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
 
 __global__ void k_binary(int op, tp_cu_t4 a, tp_cu_t4 b, void *o, int odt, int64_t n) {
     GRID_LOOP(k, n) {
-        float x = ldf(a.p, a.dt, off4(k, a.sh, a.st)), y = ldf(b.p, b.dt, off4(k, a.sh, b.st));
+        float x = ldf(a.p, a.dt, vidx(k, a.sh, a)), y = ldf(b.p, b.dt, vidx(k, a.sh, b));
         stf(o, odt, k, op == OP_ADD ? x + y : op == OP_SUB ? x - y : op == OP_MUL ? x * y : x / y);
     }
 }
@@ -160,15 +160,15 @@ __global__ void k_binary_bwd(int op, tp_cu_t4 a, tp_cu_t4 b, const float *g, flo
                              tp_cu_t4 gb, int db_atomic, int64_t n) {
     GRID_LOOP(k, n) {
         float gk = g[k];
-        float bv = (op == OP_MUL || op == OP_DIV) ? ldf(b.p, b.dt, off4(k, a.sh, b.st)) : 0.0f;
+        float bv = (op == OP_MUL || op == OP_DIV) ? ldf(b.p, b.dt, vidx(k, a.sh, b)) : 0.0f;
         if (da) da[k] += op == OP_MUL ? gk * bv : op == OP_DIV ? gk / bv : gk;
         if (db) {
-            float av = (op == OP_MUL || op == OP_DIV) ? ldf(a.p, a.dt, off4(k, a.sh, a.st)) : 0.0f;
+            float av = (op == OP_MUL || op == OP_DIV) ? ldf(a.p, a.dt, vidx(k, a.sh, a)) : 0.0f;
             float d = op == OP_MUL   ? gk * av
                       : op == OP_DIV ? -gk * av / (bv * bv)
                       : op == OP_SUB ? -gk
                                      : gk;
-            int64_t o = off4(k, a.sh, gb.st);
+            int64_t o = vidx(k, a.sh, gb);
             if (db_atomic)
                 atomicAdd(db + o, d);
             else
@@ -186,6 +186,7 @@ static tp_status binary_fwd(tp_ctx *ctx, tp_node *n) {
     if (!m) return TP_OK;
     tp_cu_t4 a = tp_cu_view(n->in[0]), b = tp_cu_view(n->in[1]);
     tp_bcast_strides(n->in[0], n->in[1], b.st);
+    b.contig = tp_cu_is_rowmajor(a.sh, b.st);
     k_binary<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
         op_code(n->op), a, b, n->out->data, (int)n->out->dtype, m);
     CUDA_LAUNCH_CHECK(ctx, tp_op_names[n->op]);
@@ -199,10 +200,12 @@ static tp_status binary_bwd(tp_ctx *ctx, tp_node *n) {
     if ((!ga && !gb) || !m) return TP_OK;
     tp_cu_t4 a = tp_cu_view(n->in[0]), b = tp_cu_view(n->in[1]), g4;
     tp_bcast_strides(n->in[0], n->in[1], b.st);
+    b.contig = tp_cu_is_rowmajor(a.sh, b.st);
     memset(&g4, 0, sizeof g4);
     int atomic = 0;
     if (gb) {
         tp_bcast_strides(n->in[0], gb, g4.st);
+        g4.contig = tp_cu_is_rowmajor(a.sh, g4.st);
         atomic = tp_numel(gb) != m;
     }
     k_binary_bwd<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
@@ -307,10 +310,10 @@ __device__ float dact(int u, float s, float x) {
 }
 
 __global__ void k_unary(int u, float s, tp_cu_t4 a, void *o, int odt, int64_t n) {
-    GRID_LOOP(k, n) stf(o, odt, k, act(u, s, ldf(a.p, a.dt, off4(k, a.sh, a.st))));
+    GRID_LOOP(k, n) stf(o, odt, k, act(u, s, ldf(a.p, a.dt, vidx(k, a.sh, a))));
 }
 __global__ void k_unary_bwd(int u, float s, tp_cu_t4 a, const float *g, float *d, int64_t n) {
-    GRID_LOOP(k, n) d[k] += g[k] * dact(u, s, ldf(a.p, a.dt, off4(k, a.sh, a.st)));
+    GRID_LOOP(k, n) d[k] += g[k] * dact(u, s, ldf(a.p, a.dt, vidx(k, a.sh, a)));
 }
 
 static int ucode(const tp_node *n) {
@@ -402,8 +405,8 @@ UNARY_PAIR(relu)
 /* ---- swiglu: silu(gate) * up; contiguous bf16 pairs take a vectorised path ---- */
 __global__ void k_swiglu(tp_cu_t4 g, tp_cu_t4 u, void *o, int odt, int64_t n) {
     GRID_LOOP(k, n) {
-        float x = ldf(g.p, g.dt, off4(k, g.sh, g.st));
-        stf(o, odt, k, x * sigm(x) * ldf(u.p, u.dt, off4(k, u.sh, u.st)));
+        float x = ldf(g.p, g.dt, vidx(k, g.sh, g));
+        stf(o, odt, k, x * sigm(x) * ldf(u.p, u.dt, vidx(k, u.sh, u)));
     }
 }
 
@@ -418,8 +421,8 @@ __global__ void k_swiglu_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u
 __global__ void k_swiglu_bwd(tp_cu_t4 g, tp_cu_t4 u, const float *dy, float *dg, float *du,
                              int64_t n) {
     GRID_LOOP(k, n) {
-        float x = ldf(g.p, g.dt, off4(k, g.sh, g.st)), s = sigm(x);
-        if (dg) dg[k] += dy[k] * ldf(u.p, u.dt, off4(k, u.sh, u.st)) * s * (1.0f + x * (1.0f - s));
+        float x = ldf(g.p, g.dt, vidx(k, g.sh, g)), s = sigm(x);
+        if (dg) dg[k] += dy[k] * ldf(u.p, u.dt, vidx(k, u.sh, u)) * s * (1.0f + x * (1.0f - s));
         if (du) du[k] += dy[k] * x * s;
     }
 }
@@ -485,7 +488,7 @@ __device__ float keep_scale(uint64_t seed, uint64_t stream, uint64_t off, float 
 __global__ void k_dropout(tp_cu_t4 a, void *o, int odt, uint64_t seed, uint64_t stream,
                           uint64_t off, float p, int64_t n) {
     GRID_LOOP(k, n)
-    stf(o, odt, k, ldf(a.p, a.dt, off4(k, a.sh, a.st)) * keep_scale(seed, stream, off, p, k));
+    stf(o, odt, k, ldf(a.p, a.dt, vidx(k, a.sh, a)) * keep_scale(seed, stream, off, p, k));
 }
 __global__ void k_dropout_bwd(const float *g, float *d, uint64_t seed, uint64_t stream,
                               uint64_t off, float p, int64_t n) {
@@ -552,7 +555,7 @@ __global__ void k_sumsq(tp_cu_t4 x, int64_t n, double *acc) {
     __shared__ double sh[32];
     double s = 0;
     GRID_LOOP(k, n) {
-        double v = ldf(x.p, x.dt, off4(k, x.sh, x.st));
+        double v = ldf(x.p, x.dt, vidx(k, x.sh, x));
         s += v * v;
     }
     s = block_sum_d(s, sh);

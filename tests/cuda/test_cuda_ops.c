@@ -151,6 +151,8 @@ static tp_tensor *b_vq(tp_ctx *c, tp_tensor **x, const int *a) {
 static const ocase g_cases[] = {
     {"add bcast", 2, {SP(3, 3, 5, 7), SP(2, 5, 1)}, b_add, {0}, 1},
     {"add strided a", 2, {SP(3, 5, 3, 7), SP(1, 7)}, b_add_t, {0}, 1},
+    {"add strided a, full b", 2, {SP(3, 5, 3, 7), SP(3, 3, 5, 7)}, b_add_t, {0}, 1},
+    {"mul 2-D rows bcast", 2, {SP(2, 9, 130), SP(2, 1, 130)}, b_mul, {0}, 1},
     {"sub", 2, {SP(2, 33, 65), SP(2, 33, 65)}, b_sub, {0}, 1},
     {"mul bcast", 2, {SP(3, 4, 6, 9), SP(3, 4, 1, 9)}, b_mul, {0}, 1},
     {"div", 2, {SP(2, 17, 31), SPK(2, F_POSITIVE, 1, 0, 17, 31)}, b_div, {0}, 1},
