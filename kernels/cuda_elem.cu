@@ -518,8 +518,10 @@ tp_status tp_cu_dropout_bwd(tp_ctx *ctx, tp_node *n) {
 }
 
 /* ---- optimiser ops (core/optim.c): AdamW in place, sum of squares ---- */
+/* f32 arithmetic (the CPU reference forms the denominator in double; the difference is a few
+ * ulps per step, and double division/sqrt over 500M params would dominate the update) */
 __global__ void k_adamw_op(float *w, const float *g, float *m, float *v, int64_t n, float decay,
-                           float b1, float b2, float eps, double step_size, double bc2_sqrt) {
+                           float b1, float b2, float eps, float step_size, float inv_bc2) {
     GRID_LOOP(k, n) {
         float gk = g[k];
         float wk = w[k] * decay;
@@ -527,8 +529,7 @@ __global__ void k_adamw_op(float *w, const float *g, float *m, float *v, int64_t
         float vk = b2 * v[k] + (1.0f - b2) * gk * gk;
         m[k] = mk;
         v[k] = vk;
-        double denom = sqrt((double)vk) / bc2_sqrt + eps;
-        w[k] = wk - (float)(step_size * mk / denom);
+        w[k] = wk - step_size * mk / (sqrtf(vk) * inv_bc2 + eps);
     }
 }
 
@@ -542,8 +543,8 @@ tp_status tp_cu_adamw_fwd(tp_ctx *ctx, tp_node *n) {
     if (!m) return TP_OK;
     k_adamw_op<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
         (float *)n->in[0]->data, (const float *)n->in[1]->data, (float *)n->in[2]->data,
-        (float *)n->in[3]->data, m, h->decay, h->beta1, h->beta2, h->eps, h->step_size,
-        h->bc2_sqrt);
+        (float *)n->in[3]->data, m, h->decay, h->beta1, h->beta2, h->eps, (float)h->step_size,
+        (float)(1.0 / h->bc2_sqrt));
     CUDA_LAUNCH_CHECK(ctx, "adamw");
     return TP_OK;
 }
