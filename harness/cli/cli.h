@@ -76,6 +76,12 @@ int tp_cmd_table(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_import_preserved(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_replay(int argc, char **argv, tp_cli_env *env);
 int tp_cmd_plot(int argc, char **argv, tp_cli_env *env);
+/* sweeps: cmd_plan.c, cmd_work.c, cmd_submit.c, cmd_merge.c, cmd_status.c */
+int tp_cmd_plan(int argc, char **argv, tp_cli_env *env);
+int tp_cmd_work(int argc, char **argv, tp_cli_env *env);
+int tp_cmd_submit(int argc, char **argv, tp_cli_env *env);
+int tp_cmd_merge(int argc, char **argv, tp_cli_env *env);
+int tp_cmd_status(int argc, char **argv, tp_cli_env *env);
 /* later issues add rows here and in main.c's table: generate, make-tiny, import-llama2c, table,
  * bench, ... (declare tp_cmd_<name> here, with the owner's name in a comment). */
 

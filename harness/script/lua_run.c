@@ -8,6 +8,9 @@
  *       and returns {run_id, config_hash, status = "done"|"skipped"|"resumed", accuracy, ci_low,
  *       ci_high, n, n_correct, scheme, per_class = {label = acc}, first_loss, final_loss, steps};
  *       a failed run is recorded `failed` (error + Lua traceback) and returns nil, message
+ *   tp.planning: true under `telepathy plan`, where tp.run{} records the configuration as a
+ *       pending sweep item instead of running it and returns {status = "planned", config_hash,
+ *       added} (run/sweep.h)
  *   tp.table{rows = "bridge", cols = "task", metric = "accuracy"}   -- prints the Markdown table
  *       and returns it (print = false only returns it); optional split, experiment
  *
@@ -23,6 +26,7 @@
 
 #include "plugin/config.h"
 #include "run/run.h"
+#include "run/sweep.h"
 #include "run/table.h"
 #include "script/lua_runtime.h"
 #include "util/sha256.h"
@@ -289,6 +293,57 @@ static void set_num(lua_State *L, const char *k, double v) {
     lua_setfield(L, -2, k);
 }
 
+/* ---- plan mode (`telepathy plan`, run/sweep.h) -------------------------------------------------
+ * With a tp_sweep_plan_hook in the registry, tp.run{} resolves the spec and hands it to the hook
+ * (a pending item of the sweep) instead of running it, and returns {status = "planned",
+ * config_hash, added}. */
+
+static const tp_sweep_plan_hook *plan_hook(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, TP_SWEEP_PLAN_KEY);
+    const tp_sweep_plan_hook *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return h;
+}
+
+static int plan_run(lua_State *L, lua_runner *lr, const tp_sweep_plan_hook *h, json_t *spec) {
+    tp_err err = {0};
+    char *canon = NULL, hash[TP_SHA256_HEX] = "";
+    char *spec_s = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS), *models_s = NULL;
+    json_t *models = json_object();
+    tp_status st = spec_s && models ? tp_runner_resolve(lr->runner, spec, &canon, hash, &err)
+                                    : tp_errf(&err, TP_ENOMEM, "tp.run: out of memory");
+    static const char *const refs[] = {"sender", "receiver"};
+    for (int i = 0; st == TP_OK && i < 2; i++) {
+        json_t *v = json_object_get(spec, refs[i]);
+        const tp_run_model *m;
+        if (!json_is_string(v)) continue;
+        st = tp_runner_model(lr->runner, json_string_value(v), &m, &err);
+        if (st == TP_OK) json_object_set_new(models, m->alias, json_string(m->path));
+    }
+    if (st == TP_OK && !(models_s = json_dumps(models, JSON_COMPACT | JSON_SORT_KEYS)))
+        st = tp_errf(&err, TP_ENOMEM, "tp.run: out of memory");
+    int added = 0;
+    if (st == TP_OK) st = h->add(h->ctx, spec_s, canon, hash, models_s, &added, &err);
+    free(spec_s);
+    free(models_s);
+    free(canon);
+    json_decref(models);
+    json_decref(spec);
+    if (st != TP_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, "planned");
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, hash);
+    lua_setfield(L, -2, "config_hash");
+    lua_pushboolean(L, added);
+    lua_setfield(L, -2, "added");
+    return 1;
+}
+
 static int l_run(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     tp_err err = {0};
@@ -301,6 +356,8 @@ static int l_run(lua_State *L) {
         json_decref(spec);
         return luaL_error(L, "tp.run: %s", err.msg);
     }
+    const tp_sweep_plan_hook *plan = plan_hook(L);
+    if (plan) return plan_run(L, lr, plan, spec);
     luaL_traceback(L, L, NULL, 1);
     tp_runner_set_traceback(lr->runner, lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -397,6 +454,8 @@ tp_status tp_lua_open_run(lua_State *L, tp_lua *rt, tp_err *err) {
     lua_setfield(L, -2, "model");
     lua_pushcfunction(L, l_run);
     lua_setfield(L, -2, "run");
+    lua_pushboolean(L, plan_hook(L) != NULL); /* scripts can tell planning from running */
+    lua_setfield(L, -2, "planning");
     lua_pushcfunction(L, l_table);
     lua_setfield(L, -2, "table");
     return TP_OK;
