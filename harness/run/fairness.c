@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
 #include "util/strutil.h"
 
 long tp_template_text_limit(const char *tpl) {
@@ -123,7 +124,12 @@ void tp_fairness_check(const tp_run_cfg *cfg, tp_fairness *f) {
 }
 
 tp_status tp_fairness_record(tp_store *s, int64_t run_id, const tp_fairness *f, tp_err *err) {
-    if (!s || f->n == 0) return TP_OK;
+    if (f->n == 0) return TP_OK;
+    /* the rows hold the rule codes; the reasons go to the log, where the script's user sees them */
+    for (int i = 0; i < f->n; i++)
+        tp_log(TP_LOG_WARN, "fairness", "run %lld: %s (%s)", (long long)run_id, f->msg[i],
+               f->code[i]);
+    if (!s) return TP_OK;
     tp_result_row rows[1 + TP_FAIRNESS_MAX];
     char names[TP_FAIRNESS_MAX][64];
     int n = 0;

@@ -29,7 +29,7 @@ typedef struct tp_fairness {
 
 void tp_fairness_check(const tp_run_cfg *cfg, tp_fairness *out);
 
-/* Writes the result rows for f (nothing when f->n == 0). */
+/* Logs each broken rule as a warning and writes the result rows (s may be NULL: log only). */
 tp_status tp_fairness_record(tp_store *s, int64_t run_id, const tp_fairness *f, tp_err *err);
 
 /* How much of the text a template shows: -1 all ({text}), N for {text[:N]} (the smallest), -2
