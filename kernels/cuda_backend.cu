@@ -89,8 +89,53 @@ static tp_status cu_memset0(void *p, size_t bytes) {
     return TP_OK;
 }
 
+/* Host -> device through two pinned staging buffers: the CPU fills one (reading the mmap'd
+ * safetensors, which also faults its pages in) while the copy engine drains the other, so a
+ * model load streams mmap -> pinned -> device. Returns -1 when staging is unavailable (the
+ * caller then copies from pageable memory directly). */
+#define STAGE_BYTES ((size_t)32 << 20)
+static void *g_pin[2];
+static cudaEvent_t g_pin_ev[2];
+static int g_pin_state; /* 0 untried, 1 ready, -1 unavailable */
+
+static int h2d_staged(void *dst, const void *src, size_t bytes, cudaError_t *err) {
+    if (g_pin_state == 0) {
+        g_pin_state = -1;
+        if (cudaHostAlloc(&g_pin[0], STAGE_BYTES, cudaHostAllocDefault) == cudaSuccess &&
+            cudaHostAlloc(&g_pin[1], STAGE_BYTES, cudaHostAllocDefault) == cudaSuccess &&
+            cudaEventCreateWithFlags(&g_pin_ev[0], cudaEventDisableTiming) == cudaSuccess &&
+            cudaEventCreateWithFlags(&g_pin_ev[1], cudaEventDisableTiming) == cudaSuccess)
+            g_pin_state = 1;
+        else
+            cudaGetLastError();
+    }
+    if (g_pin_state != 1) return -1;
+    cudaError_t e = cudaSuccess;
+    int i = 0;
+    for (size_t off = 0; off < bytes && e == cudaSuccess; off += STAGE_BYTES, i ^= 1) {
+        size_t n = bytes - off < STAGE_BYTES ? bytes - off : STAGE_BYTES;
+        e = cudaEventSynchronize(g_pin_ev[i]); /* the copy that last read buffer i is done */
+        if (e != cudaSuccess) break;
+        memcpy(g_pin[i], (const char *)src + off, n);
+        e = cudaMemcpyAsync((char *)dst + off, g_pin[i], n, cudaMemcpyHostToDevice, tp_cu_stream);
+        if (e == cudaSuccess) e = cudaEventRecord(g_pin_ev[i], tp_cu_stream);
+    }
+    if (e == cudaSuccess) e = cudaStreamSynchronize(tp_cu_stream);
+    *err = e;
+    return 0;
+}
+
 static tp_status cu_copy(void *dst, tp_device dd, const void *src, tp_device sd, size_t bytes) {
     if (!bytes) return TP_OK;
+    if (dd != TP_CPU && sd == TP_CPU && bytes >= ((size_t)1 << 20) && !tp_cu_capturing()) {
+        cudaError_t e = cudaSuccess;
+        if (h2d_staged(dst, src, bytes, &e) == 0) {
+            if (e == cudaSuccess) return TP_OK;
+            fprintf(stderr, "telepathy: cuda: %s:%d: staged host->device copy of %zu bytes: %s\n",
+                    __FILE__, __LINE__, bytes, cudaGetErrorString(e));
+            return TP_ECUDA;
+        }
+    }
     cudaMemcpyKind kind = dd == TP_CPU
                               ? (sd == TP_CPU ? cudaMemcpyHostToHost : cudaMemcpyDeviceToHost)
                               : (sd == TP_CPU ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice);
