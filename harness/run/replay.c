@@ -71,6 +71,7 @@ tp_status tp_replay_spec(const char *config_json, const char *sender_alias,
             copy(spec, train[t], cfg, p);
         }
         copy(spec, "primer", cfg, "receiver_input.primer");
+        copy(spec, "target", cfg, "receiver_input.target");
         copy(spec, "bos", cfg, "receiver_input.bos");
         copy(spec, "max_receiver_len", cfg, "receiver_input.max_len");
         copy(spec, "sender_bos", cfg, "sender_input.bos");
@@ -78,17 +79,34 @@ tp_status tp_replay_spec(const char *config_json, const char *sender_alias,
         copy(spec, "eval_every", cfg, "eval_every");
         copy(spec, "quick_eval_n", cfg, "quick_eval_n");
         copy(spec, "checkpoint_every", cfg, "checkpoint_every");
-    } else if (!strcmp(k, "sender_direct") || !strcmp(k, "receiver_direct")) {
+    } else if (!strcmp(k, "sender_direct") || !strcmp(k, "receiver_direct") ||
+               !strcmp(k, "text_relay") || !strcmp(k, "fewshot")) {
         json_object_set_new(spec, "baseline", json_string(k));
-        const char *alias = !strcmp(k, "sender_direct") ? sender_alias : receiver_alias;
-        json_object_set_new(spec, !strcmp(k, "sender_direct") ? "sender" : "receiver",
-                            json_string(alias ? alias : ""));
+        int snd = !strcmp(k, "sender_direct");
+        json_object_set_new(spec, snd ? "sender" : "receiver",
+                            json_string((snd ? sender_alias : receiver_alias)
+                                            ? (snd ? sender_alias : receiver_alias)
+                                            : ""));
+        /* the relay's sender writes the summary the receiver classifies */
+        if (!strcmp(k, "text_relay"))
+            json_object_set_new(spec, "sender", json_string(sender_alias ? sender_alias : ""));
+        json_t *bo = json_object_get(cfg, "baseline_options");
+        if (json_is_object(bo)) {
+            json_t *opts = json_deep_copy(bo);
+            /* fewshot's shot-drawing seed is the run seed, stored inside its options */
+            json_t *seed = json_object_get(opts, "seed");
+            if (seed && !strcmp(k, "fewshot")) {
+                json_object_set(spec, "seed", seed);
+                json_object_del(opts, "seed");
+            }
+            json_object_set_new(spec, "baseline_options", opts);
+        }
         copy(spec, "sender_bos", cfg, "direct_input.bos");
         copy(spec, "max_receiver_len", cfg, "direct_input.max_len");
     } else {
         st = tp_errf(err, TP_EUNSUP,
-                     "replay: run kind '%s': only bridge, sender_direct and receiver_direct runs "
-                     "can be rebuilt from their config",
+                     "replay: run kind '%s': expected bridge, sender_direct, receiver_direct, "
+                     "text_relay or fewshot",
                      k[0] ? k : "(none)");
     }
     json_decref(cfg);
@@ -498,6 +516,9 @@ tp_status tp_replay(const tp_replay_opts *o, tp_replay_report *rep, tp_err *err)
         st = add_model(&c, rn, json_object_get(cfg, "model"),
                        snd ? o->sender_path : o->receiver_path, snd ? salias : ralias,
                        snd ? "sender" : "receiver", err);
+        if (st == TP_OK && !strcmp(kind, "text_relay"))
+            st = add_model(&c, rn, json_object_get(cfg, "sender"), o->sender_path, salias, "sender",
+                           err);
     }
     /* the rebuilt config must be the stored one */
     if (st == TP_OK) {

@@ -48,8 +48,9 @@ typedef struct tp_replay_report {
     int identical;             /* accuracy, every loss and every prediction bit-identical */
 } tp_replay_report;
 
-/* The run specification that reproduces a stored canonical config (kind bridge, sender_direct
- * or receiver_direct). Models are referenced by the aliases given (the caller loads them). */
+/* The run specification that reproduces a stored canonical config (kind bridge, sender_direct,
+ * receiver_direct, text_relay or fewshot). Models are referenced by the aliases given (the caller
+ * loads them). */
 tp_status tp_replay_spec(const char *config_json, const char *sender_alias,
                          const char *receiver_alias, json_t **spec, tp_err *err);
 

@@ -1,6 +1,6 @@
 #!/bin/bash
-# replay.sh — `telepathy replay` on tiny runs: a Perceiver run and a receiver-direct baseline
-# replay bit-identical (losses, predictions, accuracy; exit 0 with --strict); a tampered stored
+# replay.sh — `telepathy replay` on tiny runs: a Perceiver run, a receiver-direct, a few-shot and
+# a text-relay baseline replay bit-identical (losses, predictions, accuracy; exit 0 with --strict); a tampered stored
 # prediction makes the verdict DIFFERS (and --strict exit 1); a changed commit is a warning; a
 # missing run, the run's own db as target, and a run imported from the study are errors.
 # Env (set by ctest): TELEPATHY, TP_SOURCE_DIR, TELEPATHY_PLUGIN_PATH.
@@ -27,6 +27,9 @@ end
 tp.run(with(task, {sender = s, receiver = r, seed = 3, bridge = "perceiver",
   bridge_options = {tokens = 2, depth = 1, heads = 2}, steps = 12, batch = 4, lr = 2e-3}))
 tp.run(with(task, {baseline = "receiver_direct", receiver = r}))
+tp.run(with(task, {baseline = "fewshot", receiver = r, seed = 5, baseline_options = {k = 2}}))
+tp.run(with(task, {baseline = "text_relay", sender = s, receiver = r,
+  baseline_options = {summary_tokens = 4}}))
 LUA
 "$T" run s.lua --db r.db >run.txt 2>&1 || { echo "FAIL: the tiny runs"; cat run.txt; exit 1; }
 
@@ -41,6 +44,11 @@ check o1.txt "predictions +32 of 32 examples identical"
 "$T" replay 2 --db r.db --strict --into kept.db >o2.txt 2>e2.txt || { echo "FAIL: replay 2"; cat o2.txt e2.txt; fail=1; }
 check o2.txt "^verdict +bit-identical"
 check o2.txt "replay recorded in kept.db"
+for id in 3 4; do
+  "$T" replay $id --db r.db --strict >o2b.txt 2>&1 || { echo "FAIL: replay $id"; cat o2b.txt; fail=1; }
+  check o2b.txt "^config hash +same"
+  check o2b.txt "^verdict +bit-identical"
+done
 [ -s kept.db ] || { echo "FAIL: --into db not kept"; fail=1; }
 
 # tamper with the original: a changed commit warns, a changed score is a difference

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""hf_check_files.py — checks, with Hugging Face's own libraries, the model directories the harness
+"""check_files.py — checks, with Hugging Face's own libraries, the model directories the harness
 writes (`telepathy make-tiny`, `telepathy import-llama2c`), and records golden data for the C
 tests. Run on the GPU machine (transformers, tokenizers, safetensors installed; CPU is enough).
 

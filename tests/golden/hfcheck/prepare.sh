@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# hf_check_prepare.sh — writes the model directories tests/model/hf_check_files.py checks with
+# prepare.sh — writes the model directories tests/golden/hfcheck/check_files.py checks with
 # Hugging Face's libraries: BUILD/hfcheck/{stories,llama,mistral,qwen2}. Run here (needs ../shared
-# for stories260K); carry BUILD/hfcheck to the GPU machine. Usage: hf_check_prepare.sh BUILD_DIR
+# for stories260K); carry BUILD/hfcheck to the GPU machine. Usage: prepare.sh BUILD_DIR
 set -eu
-B=${1:?usage: hf_check_prepare.sh BUILD_DIR}
+B=${1:?usage: prepare.sh BUILD_DIR}
 T=$B/telepathy
 S=${TP_SHARED_DIR:-$(dirname "$0")/../../../shared}/models/stories260K
 D=$B/hfcheck
