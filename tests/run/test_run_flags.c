@@ -53,9 +53,9 @@ static void test_classifier(void) {
         TP_CHECK(!strcmp(res.scheme, "classifier") && res.n == 64);
         TP_CHECKF(res.accuracy >= 0.75, "probe accuracy %.3f", res.accuracy);
     }
-    s = spec("linear_probe", 200);
+    s = spec("linear_probe", 150);
     json_object_set_new(s, "losses", json_pack("{s:i}", "ce", 1));
-    json_object_set_new(s, "lr", json_real(1e-2));
+    json_object_set_new(s, "lr", json_real(3e-2));
     json_object_set_new(s, "bridge_options",
                         json_pack("{s:s, s:s, s:i}", "pool", "mean", "normalizer", "whiten",
                                   "normalizer_examples", 64));
@@ -85,6 +85,7 @@ static void test_receiver_text(void) {
     json_object_set_new(s, "bridge_options",
                         json_pack("{s:i, s:i, s:i}", "tokens", 4, "depth", 1, "heads", 4));
     json_object_set_new(s, "max_receiver_len", json_integer(24));
+    json_object_set_new(s, "task_options", json_pack("{s:i, s:i}", "n_train", 64, "n_eval", 16));
     run_ok(&f, s, &res, "perceiver (24 pos)");
     s = spec("prompt_tuning", 2);
     json_object_set_new(s, "bridge_options", json_pack("{s:i}", "tokens", 4));
@@ -93,9 +94,10 @@ static void test_receiver_text(void) {
     TP_CHECK(tp_runner_run(f.runner, s, &res, &err) == TP_ERANGE);
     TP_CHECKF(strstr(err.msg, "exceeds max_receiver_len 24"), "%s", err.msg);
     json_decref(s);
-    s = spec("prompt_tuning", 20);
+    s = spec("prompt_tuning", 5);
     json_object_set_new(s, "bridge_options", json_pack("{s:i}", "tokens", 4));
-    if (run_ok(&f, s, &res, "prompt_tuning")) TP_CHECK(res.n == 64 && res.steps == 20);
+    json_object_set_new(s, "task_options", json_pack("{s:i, s:i}", "n_train", 64, "n_eval", 16));
+    if (run_ok(&f, s, &res, "prompt_tuning")) TP_CHECK(res.n == 16 && res.steps == 5);
     fx_close(&f);
 }
 
