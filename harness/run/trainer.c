@@ -898,8 +898,7 @@ tp_status tp_trainer_train(tp_trainer *t, const char *ckpt_dir, const tp_train_s
                                           c->losses[i].plugin->desc.name, terms[i]);
                 char ev[32] = "-";
                 if (isfinite(t->last_eval)) snprintf(ev, sizeof ev, "%.3f", t->last_eval);
-                fprintf(stderr,
-                        "\r\033[K[%.8s] step %d/%d loss %.4f (%s) %.1f it/s ETA %s eval %s",
+                fprintf(stderr, "\r\033[K[%.8s] step %d/%d loss %.4f (%s) %.1f it/s ETA %s eval %s",
                         c->hash, t->step, c->steps, loss, terms_s + 1, ips, eta, ev);
                 if (t->step == c->steps) fputc('\n', stderr);
             }

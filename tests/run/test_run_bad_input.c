@@ -1,7 +1,7 @@
-/* test_run_bad_input.c — bad configurations and data fail with a clear error that is recorded on the
- * failed run, and the runner goes on with the next configuration: an unknown label in a data row
- * (file:line), an empty dataset, a sender layer beyond the sender's depth, M <= 0 soft tokens, a
- * receiver prompt longer than the receiver's max positions. */
+/* test_run_bad_input.c — bad configurations and data fail with a clear error that is recorded on
+ * the failed run, and the runner goes on with the next configuration: an unknown label in a data
+ * row (file:line), an empty dataset, a sender layer beyond the sender's depth, M <= 0 soft tokens,
+ * a receiver prompt longer than the receiver's max positions. */
 #include <sys/stat.h>
 
 #include "run_fixture.h"
