@@ -168,7 +168,9 @@ static tp_status argmax_rows(bench *b, tp_tensor *logits, int32_t *next, tp_err 
     int64_t V = logits->shape[2], B = logits->shape[0];
     float *f = malloc((size_t)(B * V) * sizeof *f);
     if (!f) return tp_errf(err, TP_ENOMEM, "argmax: out of memory");
-    tp_status s = tp_to_f32_buffer(logits, f, err);
+    /* convert on the device: the fetch is then one plain copy, not a host-side conversion */
+    if (logits->dtype != TP_F32) logits = tp_cast(b->ctx, logits, TP_F32);
+    tp_status s = logits ? tp_to_f32_buffer(logits, f, err) : ctx_err(b, err, "argmax");
     for (int64_t r = 0; s == TP_OK && r < B; r++) {
         int64_t best = 0;
         for (int64_t v = 1; v < V; v++)
