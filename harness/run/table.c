@@ -258,6 +258,7 @@ typedef struct cellv {
     double mean, std, p;
     int tested, untested;
     int64_t examples; /* examples per run when the cell's runs agree, else -1 */
+    char seeds[256];  /* the runs' seeds, ';'-joined in run order ("?" = not recorded) */
     char flags[512];
 } cellv;
 
@@ -358,6 +359,34 @@ static int cell_of(const tbl *t, int ri, int ci, cellv *c) {
         add_flag(c->flags, sizeof c->flags, f);
     }
     if (c->untested && !c->tested) add_flag(c->flags, sizeof c->flags, "no paired predictions");
+    /* the seeds, and a seed used twice ("5 seeds" that were fewer, seeds defaulted to 42) */
+    size_t off = 0;
+    int dup = 0;
+    int64_t dup_seed = 0;
+    for (int i = 0; i < t->nrun; i++) {
+        const trun *r = &t->runs[i];
+        if (r->ri != ri || r->ci != ci) continue;
+        if (off < sizeof c->seeds - 24) {
+            if (r->has_seed)
+                off += (size_t)snprintf(c->seeds + off, sizeof c->seeds - off, "%s%lld",
+                                        off ? ";" : "", (long long)r->seed);
+            else
+                off +=
+                    (size_t)snprintf(c->seeds + off, sizeof c->seeds - off, "%s?", off ? ";" : "");
+        }
+        for (int j = 0; j < i && !dup; j++) {
+            const trun *q = &t->runs[j];
+            if (q->ri == ri && q->ci == ci && q->has_seed && r->has_seed && q->seed == r->seed) {
+                dup = 1;
+                dup_seed = r->seed;
+            }
+        }
+    }
+    if (dup) {
+        char f[64];
+        snprintf(f, sizeof f, "seed %lld used twice", (long long)dup_seed);
+        add_flag(c->flags, sizeof c->flags, f);
+    }
     return 1;
 }
 
@@ -443,7 +472,7 @@ static tp_status render(const tp_table_opts *o, const char *metric, const tbl *t
         csv_field(b, o->rows);
         tp_strbuf_append(b, ",");
         csv_field(b, o->cols ? o->cols : "column");
-        tp_strbuf_append(b, ",metric,mean,std,n_runs,examples,p_vs_baseline,flags\n");
+        tp_strbuf_append(b, ",metric,mean,std,n_runs,seeds,examples,p_vs_baseline,flags\n");
         for (int r = 0; r < t->nr; r++)
             for (int k = 0; k < t->nc; k++) {
                 int have = cell_of(t, r, k, &c);
@@ -456,7 +485,7 @@ static tp_status render(const tp_table_opts *o, const char *metric, const tbl *t
                 csv_field(b, metric);
                 tp_strbuf_printf(b, ",%.6g,", c.mean);
                 if (c.n > 1) tp_strbuf_printf(b, "%.6g", c.std);
-                tp_strbuf_printf(b, ",%d,", c.n);
+                tp_strbuf_printf(b, ",%d,%s,", c.n, c.seeds);
                 if (c.examples >= 0) tp_strbuf_printf(b, "%lld", (long long)c.examples);
                 tp_strbuf_append(b, ",");
                 if (!isnan(c.p)) tp_strbuf_printf(b, "%.6g", c.p);

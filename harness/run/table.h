@@ -9,7 +9,8 @@
  * different task versions are flagged ([schemes: a+b], [task versions: 1+2]), a run carrying a
  * stored fairness warning (results rows fairness_warning/<code>, run/fairness.h) is flagged
  * [fairness: code], and when runs score different numbers of examples the cell says [N=...]
- * (a table whose runs all score the same number says so below it).
+ * (a table whose runs all score the same number says so below it), and two runs of a cell with
+ * the same seed are flagged [seed S used twice]. CSV lists every cell's seeds.
  *
  * With `vs` = a value of the row key (e.g. "receiver_direct"), every other cell is tested
  * against the baseline row's cell of the same column: McNemar on the paired per-example

@@ -81,21 +81,21 @@ static void test_import_shared(void) {
     TP_CHECK(q1(s, "SELECT COUNT(*) FROM experiments") == 8);
 
     char *t = table(s, "exp001_sst2_signal_check", "bridge", "task");
-    expect_in(t, "perceiver,sst2,accuracy,0.934633,,1,872,,");
+    expect_in(t, "perceiver,sst2,accuracy,0.934633,,1,?,872,,");
     free(t);
     TP_CHECK(q1(s, "SELECT COUNT(*) FROM results x JOIN runs r ON r.id = x.run_id JOIN "
                    "experiments e ON e.id = r.experiment_id WHERE e.name = "
                    "'exp001_sst2_signal_check' AND x.metric = 'accuracy' AND x.n = 872 AND "
                    "abs(x.value * 872 - 815) < 1e-9") == 1);
     t = table(s, "exp005_sst2_corrected_prompts", "bridge", NULL);
-    expect_in(t, "perceiver,accuracy,accuracy,0.947248,,1,872,,");
+    expect_in(t, "perceiver,accuracy,accuracy,0.947248,,1,?,872,,");
     free(t);
     t = table(s, "exp006_agnews_corrected_prompts", "bridge", "task");
-    expect_in(t, "perceiver,agnews,accuracy,0.889,,1,1000,,");
-    expect_in(t, "receiver_direct,agnews,accuracy,0.705,,1,200,,");
+    expect_in(t, "perceiver,agnews,accuracy,0.889,,1,?,1000,,");
+    expect_in(t, "receiver_direct,agnews,accuracy,0.705,,1,?,200,,");
     free(t);
     t = table(s, "exp007_gsm8k_latent_cot", "bridge", "bridge.options.tokens");
-    expect_in(t, "latent_cot,32,accuracy,0.02,,1,500,,");
+    expect_in(t, "latent_cot,32,accuracy,0.02,,1,?,500,,");
     free(t);
     /* the exp003 layer ablation by config path: l=0 66.5, 8 88.0, 16 92.0, 24 89.0, 31 94.5 */
     tp_table_opts o = {0};

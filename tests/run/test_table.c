@@ -190,7 +190,7 @@ static void test_content(void) {
     double q[5] = {a.p, b.p, c.p, c.p, d.p}, adj[5];
     (void)p;
     TP_CHECK(tp_stats_holm(q, 5, adj, &err) == TP_OK);
-    snprintf(want, sizeof want, "perceiver,8,accuracy,%.6g,%.6g,2,60,%.6g,", m, sd,
+    snprintf(want, sizeof want, "perceiver,8,accuracy,%.6g,%.6g,2,1;2,60,%.6g,", m, sd,
              fmax(adj[0], adj[1]));
     TP_CHECKF(t && strstr(t, want) != NULL, "lacks '%s':\n%s", want, t ? t : "");
     free(t);
@@ -228,4 +228,34 @@ static void test_errors(void) {
     tp_store_close(s);
 }
 
-TP_TEST_RUN(TP_CASE(test_formats_golden), TP_CASE(test_content), TP_CASE(test_errors))
+/* "5 seeds" that were fewer: two runs of a cell with one seed are flagged */
+static void test_duplicate_seed(void) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/dup.db", tp_test_tmpdir());
+    tp_store *s = NULL;
+    tp_err err = {0};
+    TP_CHECK(tp_store_open(&s, path, TP_STORE_RW, &err) == TP_OK);
+    if (!s) return;
+    TP_CHECK(add_run(s, "mlp", 8, 42, "1", "first_token", N, 40, NULL, &err) > 0);
+    TP_CHECK(add_run(s, "mlp", 16, 42, "1", "first_token", N, 45, NULL, &err) > 0);
+    TP_CHECK(add_run(s, "mlp", 8, 7, "1", "first_token", N, 42, NULL, &err) > 0);
+    tp_table_opts o = {0};
+    o.rows = "bridge";
+    char *t = NULL;
+    TP_CHECK(tp_table_render(s, &o, &t, &err) == TP_OK);
+    TP_CHECKF(t && strstr(t, "(n=3) [seed 42 used twice]"), "%s", t ? t : "");
+    free(t);
+    o.format = "csv";
+    TP_CHECK(tp_table_render(s, &o, &t, &err) == TP_OK);
+    TP_CHECKF(t && strstr(t, ",3,42;42;7,60,,[seed 42 used twice]"), "%s", t ? t : "");
+    free(t);
+    o.format = NULL;
+    o.cols = "bridge.options.tokens";
+    TP_CHECK(tp_table_render(s, &o, &t, &err) == TP_OK);
+    TP_CHECK(t && !strstr(t, "used twice"));
+    free(t);
+    tp_store_close(s);
+}
+
+TP_TEST_RUN(TP_CASE(test_formats_golden), TP_CASE(test_content), TP_CASE(test_duplicate_seed),
+            TP_CASE(test_errors))
