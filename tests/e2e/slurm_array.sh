@@ -4,8 +4,9 @@
 # own ports, everything under a temp dir), plans a sweep of tiny-model runs, submits it with
 # `telepathy submit --slurm` as a job array (2 tasks at once), requeues task 0 mid-run (Slurm
 # sends SIGTERM: the worker marks the run interrupted and releases its claim; the requeued task
-# resumes from the run's checkpoint), merges the shards (twice: idempotent) and checks that every
-# configuration ends done exactly once. Skipped with a message where Slurm cannot start.
+# resumes from the run's checkpoint), kills task 1 for good mid-run (SIGKILL: after the merge its
+# configuration is still pending, and a second submission runs it), merges everything twice
+# (idempotent) and checks that every configuration ends done exactly once. Skipped with a message where Slurm cannot start.
 # Env (set by ctest): TELEPATHY, TELEPATHY_PLUGIN_PATH. TP_TEST_SLOW: about a minute.
 set -u
 T=${TELEPATHY:?TELEPATHY must point at the telepathy binary}
@@ -130,20 +131,46 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 echo "task 0 requeued after $SECONDS s"
-for _ in $(seq 1 900); do
-  [ -z "$(squeue -h -j "$J" 2>/dev/null)" ] && break
-  sleep 0.2
+# task 1 is killed for good mid-run (SIGKILL, no requeue): its configuration must not be lost
+killed=0
+for _ in $(seq 1 600); do
+  n=$(q "$W/sub/shard_1.db" "SELECT count(*) AS n FROM artifacts WHERE kind = 'checkpoint'")
+  if [ "${n:-0}" -ge 1 ] 2>/dev/null; then
+    scancel --signal=KILL --full "${J}_1" && killed=1
+    break
+  fi
+  sleep 0.1
 done
+[ $killed = 1 ] || { echo "FAIL: never killed task 1 mid-run"; fail=1; }
+wait_job() {
+  for _ in $(seq 1 900); do
+    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+wait_job "$J"
 echo "array finished after $SECONDS s"
 [ -z "$(squeue -h -j "$J")" ] || { echo "FAIL: the array did not finish"; squeue; fail=1; }
 grep -q "released for a requeued task" "$W/sub/logs/task_0.log" || {
   echo "FAIL: task 0's worker did not release its claim on SIGTERM"; fail=1; }
 grep -Eq "item [0-9]+ resumed" "$W/sub/logs/task_0.log" || {
   echo "FAIL: the requeued task did not resume the run from its checkpoint"; fail=1; }
+# the killed task's configuration stays pending after the merge; submitting again runs it
+"$T" merge "$W"/sub/shard_*.db --into "$W/results.db" >/dev/null || { echo "FAIL: merge"; fail=1; }
+left=$(q "$W/results.db" "SELECT count(*) AS n FROM sweep_items WHERE status = 'pending'")
+[ "$left" = 1 ] || { echo "FAIL: expected task 1's configuration pending after the merge, got $left"; fail=1; }
+"$T" submit --sweep arr --slurm --db "$W/results.db" --dir "$W/sub2" --gpus-per-task 0 \
+  --time 10 >"$W/submit2.out" 2>&1 || { echo "FAIL: resubmit"; cat "$W/submit2.out"; fail=1; }
+J2=$(cat "$W/sub2/job_id" 2>/dev/null)
+[ -n "$J2" ] && wait_job "$J2"
+grep -Eq "item [0-9]+ resumed" "$W/sub2/logs/task_0.log" 2>/dev/null || {
+  echo "note: the resubmitted configuration started over (its checkpoint lives in the old shard)"; }
+"$T" merge "$W"/sub2/shard_*.db --into "$W/results.db" || { echo "FAIL: merge of the resubmission"; fail=1; }
 att=$(q "$W/sub/shard_0.db" "SELECT max(attempt) AS n FROM runs")
 [ "$att" = 2 ] || { echo "FAIL: task 0's run should be on its second attempt, got $att"; fail=1; }
 "$T" merge "$W"/sub/shard_*.db --into "$W/results.db" || { echo "FAIL: merge"; fail=1; }
-again=$("$T" merge "$W"/sub/shard_*.db --into "$W/results.db" | tail -1)
+again=$("$T" merge "$W"/sub/shard_*.db "$W"/sub2/shard_*.db --into "$W/results.db" | tail -1)
 echo "$again" | grep -q " 0 run(s) added, 0 replaced" || { echo "FAIL: second merge: $again"; fail=1; }
 n=$(q "$W/results.db" "SELECT count(*) AS n FROM runs WHERE status = 'done'")
 d=$(q "$W/results.db" "SELECT count(DISTINCT config_hash) AS n FROM runs")
