@@ -25,8 +25,11 @@ fi
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda-13.0/lib64; do
   [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
-PYLIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(os.path.dirname(nvidia.cublas.__file__), "lib"))' 2>/dev/null || true)
-[ -n "$PYLIB" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$PYLIB"
+# (the pip wheels' copies as a last resort: nvidia.cublas, nvidia.cuda_runtime)
+for m in cublas cuda_runtime; do
+  PYLIB=$(python3 -c "import nvidia.$m, os; print(os.path.join(list(nvidia.$m.__path__)[0], 'lib'))" 2>/dev/null || true)
+  [ -n "$PYLIB" ] && [ -d "$PYLIB" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}:$PYLIB"
+done
 export TP_SOURCE_DIR="$ROOT" TP_BUILD_DIR="$BIN"
 
 START=$(date +%s)
