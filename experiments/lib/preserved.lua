@@ -56,18 +56,27 @@ end
 -- ("continuous") M=32, depth 2, layer 16, diversity 0.1. Untrained variants: 0 steps, lr 0, no
 -- diversity. "diffusion" is the 10-step refiner trained end to end with the LM loss. The
 -- reverse direction sends Mistral's layer 16 into Llama. Old prompt (exp001–exp004 era).
-function M.exp003(S)
-  local function cfg(t)
-    local sender = t.sender or S.llama
-    return S:spec{
-      sender = sender, receiver = t.receiver or S.mistral,
-      task = "sst2", task_options = {prompt = "old", max_train = 10000},
-      layer = t.layer or 16, seed = 42, bridge = t.bridge or "perceiver",
-      bridge_options = t.bridge_options or {tokens = t.tokens or 32, depth = t.depth or 2, heads = 8},
-      losses = study.losses("sequence", t.div == nil and 0.1 or t.div),
-      steps = t.steps or 1000, batch = 16, lr = t.lr or 2e-4, eval_n = 200, scoring = "generate",
-    }
+-- One exp003 configuration: t overrides sender, receiver, layer, bridge, bridge_options, tokens,
+-- depth, div (diversity weight), div_form, steps, lr, seed (42). The sweeps reuse it, so their
+-- seed-42 points are exp003's runs.
+function M.exp003_cfg(S, t)
+  local losses = study.losses("sequence", 0)
+  local div = t.div == nil and 0.1 or t.div
+  if div > 0 then
+    losses[2] = {name = "diversity", weight = div, options = {form = t.div_form or "cosine"}}
   end
+  return S:spec{
+    sender = t.sender or S.llama, receiver = t.receiver or S.mistral,
+    task = "sst2", task_options = {prompt = "old", max_train = 10000},
+    layer = t.layer or 16, seed = t.seed or 42, bridge = t.bridge or "perceiver",
+    bridge_options = t.bridge_options or {tokens = t.tokens or 32, depth = t.depth or 2, heads = 8},
+    losses = losses, steps = t.steps or 1000, batch = 16, lr = t.lr or 2e-4, eval_n = 200,
+    scoring = "generate",
+  }
+end
+
+function M.exp003(S)
+  local function cfg(t) return M.exp003_cfg(S, t) end
   local bridges = {
     {"continuous", "perceiver", {tokens = 32, depth = 2, heads = 8}, 92.0},
     -- the refiner's DiT width is not recorded: the plugin's 512, stated so tiny mode scales it
