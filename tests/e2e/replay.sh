@@ -17,7 +17,7 @@ cat > s.lua <<'LUA'
 local tp = require "telepathy"
 local s = tp.model{path = "m/sender", alias = "tiny_llama"}
 local r = tp.model{path = "m/receiver", alias = "tiny_mistral"}
-local task = {task = "toy", task_options = {n_train = 64, n_eval = 32}, eval_batch = 32}
+local task = {task = "toy", task_options = {n_train = 32, n_eval = 16}, eval_batch = 16}
 local function with(a, b)
   local t = {}
   for k, v in pairs(a) do t[k] = v end
@@ -29,7 +29,7 @@ tp.run(with(task, {sender = s, receiver = r, seed = 3, bridge = "perceiver",
 tp.run(with(task, {baseline = "receiver_direct", receiver = r}))
 tp.run(with(task, {baseline = "fewshot", receiver = r, seed = 5, baseline_options = {k = 2}}))
 tp.run(with(task, {baseline = "text_relay", sender = s, receiver = r,
-  baseline_options = {summary_tokens = 4}}))
+  baseline_options = {summary_tokens = 2}}))
 LUA
 "$T" run s.lua --db r.db >run.txt 2>&1 || { echo "FAIL: the tiny runs"; cat run.txt; exit 1; }
 
@@ -40,7 +40,7 @@ check() { # file, pattern
 check o1.txt "^verdict +bit-identical"
 check o1.txt "^config hash +same"
 check o1.txt "training losses +12 of 12 steps bit-identical"
-check o1.txt "predictions +32 of 32 examples identical"
+check o1.txt "predictions +16 of 16 examples identical"
 "$T" replay 2 --db r.db --strict --into kept.db >o2.txt 2>e2.txt || { echo "FAIL: replay 2"; cat o2.txt e2.txt; fail=1; }
 check o2.txt "^verdict +bit-identical"
 check o2.txt "replay recorded in kept.db"
@@ -59,7 +59,7 @@ sqlite3 r.db "UPDATE runs SET git_commit = 'deadbeefcafe' WHERE id = 1;
 rc=$?
 [ "$rc" = 1 ] || { echo "FAIL: --strict on a differing replay exited $rc, expected 1"; fail=1; }
 check o3.txt "^verdict +DIFFERS"
-check o3.txt "predictions +31 of 32 examples identical"
+check o3.txt "predictions +15 of 16 examples identical"
 check e3.txt "warning: code: the run was made by commit deadbeefcafe"
 
 "$T" replay 99 --db r.db >o4.txt 2>&1 && { echo "FAIL: replay of a missing run succeeded"; fail=1; }
