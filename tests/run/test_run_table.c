@@ -9,6 +9,7 @@
 
 static int64_t add_run(tp_store *s, const char *hash, const char *bridge, const char *task,
                        int tokens, double acc, const char *scheme, tp_run_status status) {
+    static int64_t seed = 0;
     char cfg[256];
     snprintf(cfg, sizeof cfg, "{\"bridge\":{\"options\":{\"tokens\":%d}}}", tokens);
     tp_run_meta m = {0};
@@ -17,6 +18,7 @@ static int64_t add_run(tp_store *s, const char *hash, const char *bridge, const 
     m.bridge = bridge;
     m.task = task;
     m.git_dirty = -1;
+    m.seed = ++seed; /* distinct seeds: the table flags a seed used twice in one cell */
     int64_t id;
     int attempt;
     tp_err err = {0};
@@ -46,14 +48,14 @@ static void test_table(void) {
     printf("%s\n", out ? out : "");
     /* mean 87.5, sample std of (93.75, 81.25) = 8.84 */
     TP_CHECK(out && strstr(out, "| bridge | toy | sst2 |"));
-    TP_CHECK(out && strstr(out, "| perceiver | 87.5 ± 8.8 (n=2) | – |"));
-    TP_CHECK(out && strstr(out, "| receiver_direct | 50.0 (n=1) | – |"));
-    TP_CHECK(out && strstr(out, "| mlp | – | 65.0 ± 7.1 (n=2) [schemes: first_token+loglik] |"));
+    TP_CHECK(out && strstr(out, "| perceiver | 87.5 ± 8.8 (n=2)"));
+    TP_CHECK(out && strstr(out, "| receiver_direct | 50.0 (n=1)"));
+    TP_CHECK(out && strstr(out, "| mlp | – | 65.0 ± 7.1 (n=2) [schemes: first_token+loglik]"));
     free(out);
     tp_table_opts o2 = {.rows = "bridge.options.tokens"};
     TP_CHECKF(tp_table_render(s, &o2, &out, &err) == TP_OK, "%s", err.msg);
-    TP_CHECK(out && strstr(out, "| 4 | 76.2 ± 14.5 (n=4) [schemes: first_token+loglik] |"));
-    TP_CHECK(out && strstr(out, "| 0 | 50.0 (n=1) |"));
+    TP_CHECK(out && strstr(out, "| 4 | 76.2 ± 14.5 (n=4) [schemes: first_token+loglik]"));
+    TP_CHECK(out && strstr(out, "| 0 | 50.0 (n=1)"));
     printf("%s\n", out ? out : "");
     free(out);
     tp_table_opts o3 = {.rows = "bridge'; DROP TABLE runs; --"};
