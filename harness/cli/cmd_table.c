@@ -9,7 +9,8 @@
 
 static const char *USAGE =
     "usage: telepathy table --rows KEY [--cols KEY] [--metric M] [--experiment NAME]\n"
-    "                       [--vs BASELINE] [--format md|latex|csv] [--split S]\n"
+    "                       [--vs BASELINE [--test mcnemar|bootstrap|ttest]]\n"
+    "                       [--format md|latex|csv] [--split S]\n"
     "                       [--origin harness|study] [--db PATH] [-o FILE]\n"
     "\n"
     "Rows x columns of a metric over the finished runs; each cell is the mean ± sample std over\n"
@@ -21,6 +22,9 @@ static const char *USAGE =
     "  --experiment NAME       only runs of that experiment (e.g. exp001_sst2_signal_check)\n"
     "  --vs BASELINE           a row value to test every other cell against: McNemar on the\n"
     "                          paired per-example predictions, Holm-adjusted; * ** *** marks\n"
+    "  --test T                mcnemar (default), bootstrap (paired bootstrap of the accuracy\n"
+    "                          difference on the same pairs) or ttest (paired t over the seeds a\n"
+    "                          cell shares with the baseline)\n"
     "  --format F              md (default), latex (booktabs) or csv (one line per cell)\n"
     "  --split S               results split (default eval)\n"
     "  --origin O              only runs made by the harness, or imported from the study\n"
@@ -60,6 +64,8 @@ int tp_cmd_table(int argc, char **argv, tp_cli_env *env) {
             o.split = v;
         else if ((v = tp_cli_opt(argc, argv, &i, "--origin", &missing)))
             o.origin = v;
+        else if ((v = tp_cli_opt(argc, argv, &i, "--test", &missing)))
+            o.test = v;
         else if ((v = tp_cli_opt(argc, argv, &i, "-o", &missing)))
             outp = v;
         else if (missing)
@@ -70,6 +76,11 @@ int tp_cmd_table(int argc, char **argv, tp_cli_env *env) {
     if (!o.rows) return tp_cli_usage_error(cmd, "--rows KEY is required (e.g. --rows bridge)");
     if (o.format && strcmp(o.format, "md") && strcmp(o.format, "latex") && strcmp(o.format, "csv"))
         return tp_cli_usage_error(cmd, "--format: expected md, latex or csv, got '%s'", o.format);
+    if (o.test && strcmp(o.test, "mcnemar") && strcmp(o.test, "bootstrap") &&
+        strcmp(o.test, "ttest"))
+        return tp_cli_usage_error(cmd, "--test: expected mcnemar, bootstrap or ttest, got '%s'",
+                                  o.test);
+    if (o.test && !o.vs) return tp_cli_usage_error(cmd, "--test needs --vs BASELINE");
     if (o.origin && strcmp(o.origin, "harness") && strcmp(o.origin, "study"))
         return tp_cli_usage_error(cmd, "--origin: expected harness or study, got '%s'", o.origin);
     tp_err err = {0};

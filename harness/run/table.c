@@ -48,7 +48,10 @@ typedef struct trun {
     int no_pairs;
 } trun;
 
+enum { TEST_MCNEMAR = 0, TEST_BOOTSTRAP = 1, TEST_TTEST = 2 };
+
 typedef struct tbl {
+    int test; /* TEST_*: how cells are compared with the --vs row */
     trun *runs;
     int nrun, caprun;
     char **rows, **cols;
@@ -190,6 +193,85 @@ static tp_status mcnemar_runs(sqlite3_stmt *q, int64_t a, int64_t b, const char 
     return TP_OK;
 }
 
+/* The paired outcomes (a correct, b correct) of two runs on their shared examples. */
+static tp_status paired_outcomes(sqlite3_stmt *q, int64_t a, int64_t b, const char *split,
+                                 double **x, double **y, int *n) {
+    sqlite3_reset(q);
+    sqlite3_bind_int64(q, 1, a);
+    sqlite3_bind_int64(q, 2, b);
+    sqlite3_bind_text(q, 3, split, -1, SQLITE_STATIC);
+    *x = *y = NULL;
+    *n = 0;
+    int cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 256;
+            double *nx = realloc(*x, (size_t)cap * sizeof *nx);
+            if (nx) *x = nx;
+            double *ny = realloc(*y, (size_t)cap * sizeof *ny);
+            if (ny) *y = ny;
+            if (!nx || !ny) return TP_ENOMEM;
+        }
+        (*x)[*n] = sqlite3_column_int(q, 0);
+        (*y)[*n] = sqlite3_column_int(q, 1);
+        (*n)++;
+    }
+    return TP_OK;
+}
+
+static const char *const SQL_COUNTS =
+    "SELECT COALESCE(SUM(a.correct = 1 AND b.correct = 0), 0), COALESCE(SUM(a.correct = 0 "
+    "AND b.correct = 1), 0), COUNT(*) FROM predictions a JOIN predictions b ON b.run_id = ?2 "
+    "AND b.split = a.split AND (CASE WHEN a.example_hash IS NOT NULL AND b.example_hash IS "
+    "NOT NULL THEN a.example_hash = b.example_hash ELSE a.example_id = b.example_id END) "
+    "WHERE a.run_id = ?1 AND a.split = ?3 AND a.correct IS NOT NULL AND b.correct IS NOT NULL";
+static const char *const SQL_PAIRS =
+    "SELECT a.correct, b.correct FROM predictions a JOIN predictions b ON b.run_id = ?2 "
+    "AND b.split = a.split AND (CASE WHEN a.example_hash IS NOT NULL AND b.example_hash IS "
+    "NOT NULL THEN a.example_hash = b.example_hash ELSE a.example_id = b.example_id END) "
+    "WHERE a.run_id = ?1 AND a.split = ?3 AND a.correct IS NOT NULL AND b.correct IS NOT NULL "
+    "ORDER BY a.example_id";
+
+/* the baseline run of the same seed, else the baseline's first run in that column */
+static const trun *baseline_for(const tbl *t, int base, const trun *r, int same_seed_only) {
+    const trun *pb = NULL;
+    for (int j = 0; j < t->nrun; j++) {
+        const trun *c = &t->runs[j];
+        if (c->ri != base || c->ci != r->ci) continue;
+        if (c->has_seed && r->has_seed && c->seed == r->seed) return c;
+        if (!pb && !same_seed_only) pb = c;
+    }
+    return pb;
+}
+
+/* t-test: one test per cell over the seeds it shares with the baseline cell. */
+static void ttest_cells(tbl *t, int base) {
+    for (int i = 0; i < t->nrun; i++) {
+        trun *r = &t->runs[i];
+        if (r->ri == base) continue;
+        int first = 1;
+        for (int j = 0; j < i; j++)
+            if (t->runs[j].ri == r->ri && t->runs[j].ci == r->ci) first = 0;
+        if (!first) continue; /* the cell's test is carried by its first run */
+        double x[256], y[256];
+        int n = 0;
+        for (int j = i; j < t->nrun && n < 256; j++) {
+            const trun *c = &t->runs[j];
+            if (c->ri != r->ri || c->ci != r->ci) continue;
+            const trun *pb = baseline_for(t, base, c, 1);
+            if (!pb) continue;
+            x[n] = c->v;
+            y[n++] = pb->v;
+        }
+        tp_ttest tt;
+        tp_err e = {0};
+        if (n >= 2 && tp_stats_paired_t(x, y, n, &tt, &e) == TP_OK)
+            r->p = tt.p;
+        else
+            r->no_pairs = 1;
+    }
+}
+
 static tp_status significance(tp_store *s, const tp_table_opts *o, const char *split, tbl *t,
                               tp_err *err) {
     int base = -1;
@@ -204,39 +286,46 @@ static tp_status significance(tp_store *s, const tp_table_opts *o, const char *s
         tp_strbuf_free(&b);
         return st;
     }
-    const char *sql =
-        "SELECT COALESCE(SUM(a.correct = 1 AND b.correct = 0), 0), COALESCE(SUM(a.correct = 0 "
-        "AND b.correct = 1), 0), COUNT(*) FROM predictions a JOIN predictions b ON b.run_id = ?2 "
-        "AND b.split = a.split AND (CASE WHEN a.example_hash IS NOT NULL AND b.example_hash IS "
-        "NOT NULL THEN a.example_hash = b.example_hash ELSE a.example_id = b.example_id END) "
-        "WHERE a.run_id = ?1 AND a.split = ?3 AND a.correct IS NOT NULL AND b.correct IS NOT "
-        "NULL";
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(tp_store_db(s), sql, -1, &q, NULL) != SQLITE_OK) return db_err(s, err);
-    int m = 0;
-    for (int i = 0; i < t->nrun; i++) {
-        trun *r = &t->runs[i];
-        if (r->ri == base) continue;
-        const trun *pb = NULL; /* the baseline run of the same seed, else its first */
-        for (int j = 0; j < t->nrun; j++) {
-            const trun *c = &t->runs[j];
-            if (c->ri != base || c->ci != r->ci) continue;
-            if (!pb) pb = c;
-            if (c->has_seed && r->has_seed && c->seed == r->seed) {
-                pb = c;
-                break;
-            }
-        }
-        if (!pb) continue;
-        int pairs;
-        if (mcnemar_runs(q, r->id, pb->id, split, &r->p, &pairs) != TP_OK) {
-            sqlite3_finalize(q);
+    if (t->test == TEST_TTEST) {
+        ttest_cells(t, base);
+    } else {
+        sqlite3_stmt *q = NULL;
+        const char *sql = t->test == TEST_MCNEMAR ? SQL_COUNTS : SQL_PAIRS;
+        if (sqlite3_prepare_v2(tp_store_db(s), sql, -1, &q, NULL) != SQLITE_OK)
             return db_err(s, err);
+        for (int i = 0; i < t->nrun; i++) {
+            trun *r = &t->runs[i];
+            if (r->ri == base) continue;
+            const trun *pb = baseline_for(t, base, r, 0);
+            if (!pb) continue;
+            int pairs = 0;
+            tp_status st = TP_OK;
+            if (t->test == TEST_MCNEMAR) {
+                st = mcnemar_runs(q, r->id, pb->id, split, &r->p, &pairs);
+            } else {
+                double *x, *y;
+                st = paired_outcomes(q, r->id, pb->id, split, &x, &y, &pairs);
+                tp_paired_boot pbs;
+                if (st == TP_OK && pairs >= 2 &&
+                    tp_stats_paired_bootstrap(x, y, pairs, TP_STATS_BOOT_B, 1, 0.95, &pbs, err) ==
+                        TP_OK)
+                    r->p = pbs.p;
+                else if (st == TP_OK)
+                    pairs = 0;
+                free(x);
+                free(y);
+            }
+            if (st != TP_OK) {
+                sqlite3_finalize(q);
+                return st == TP_ENOMEM ? tp_errf(err, TP_ENOMEM, "table: out of memory")
+                                       : db_err(s, err);
+            }
+            r->no_pairs = pairs == 0;
         }
-        r->no_pairs = pairs == 0;
-        if (pairs) m++;
+        sqlite3_finalize(q);
     }
-    sqlite3_finalize(q);
+    int m = 0;
+    for (int i = 0; i < t->nrun; i++) m += !isnan(t->runs[i].p);
     if (m == 0) return TP_OK;
     double *p = malloc((size_t)m * sizeof *p);
     if (!p) return tp_errf(err, TP_ENOMEM, "table: out of memory");
@@ -358,7 +447,10 @@ static int cell_of(const tbl *t, int ri, int ci, cellv *c) {
         }
         add_flag(c->flags, sizeof c->flags, f);
     }
-    if (c->untested && !c->tested) add_flag(c->flags, sizeof c->flags, "no paired predictions");
+    if (c->untested && !c->tested)
+        add_flag(c->flags, sizeof c->flags,
+                 t->test == TEST_TTEST ? "fewer than 2 seeds paired with the baseline"
+                                       : "no paired predictions");
     /* the seeds, and a seed used twice ("5 seeds" that were fewer, seeds defaulted to 42) */
     size_t off = 0;
     int dup = 0;
@@ -446,13 +538,24 @@ static void notes(tp_strbuf *b, const tp_table_opts *o, const tbl *t, const char
                          "%sn = runs (seeds) per cell; examples per run not recorded unless a "
                          "cell says [N=...].%s\n",
                          pre, post);
-    if (o->vs)
+    if (o->vs && t->test == TEST_MCNEMAR)
         tp_strbuf_printf(b,
                          "%sMarks: McNemar vs %s on paired predictions (exact below %d discordant "
                          "pairs, else chi-square with continuity correction), Holm-adjusted over "
                          "the table, largest over a cell's seeds: * p<0.05, ** p<0.01, *** "
                          "p<0.001.%s\n",
                          pre, o->vs, TP_STATS_MCNEMAR_EXACT_BELOW, post);
+    else if (o->vs && t->test == TEST_BOOTSTRAP)
+        tp_strbuf_printf(b,
+                         "%sMarks: paired bootstrap (%d resamples) of the accuracy difference vs "
+                         "%s on paired predictions, Holm-adjusted over the table, largest over a "
+                         "cell's seeds: * p<0.05, ** p<0.01, *** p<0.001.%s\n",
+                         pre, TP_STATS_BOOT_B, o->vs, post);
+    else if (o->vs)
+        tp_strbuf_printf(b,
+                         "%sMarks: paired t-test vs %s over the seeds a cell shares with it, "
+                         "Holm-adjusted over the table: * p<0.05, ** p<0.01, *** p<0.001.%s\n",
+                         pre, o->vs, post);
 }
 
 static void fmt_value(char *out, size_t cap, const cellv *c, double scale, int latex) {
@@ -589,6 +692,15 @@ tp_status tp_table_render(tp_store *s, const tp_table_opts *o, char **out, tp_er
     const char *split = o->split ? o->split : "eval";
     tbl t;
     memset(&t, 0, sizeof t);
+    if (!o->test || !strcmp(o->test, "mcnemar"))
+        t.test = TEST_MCNEMAR;
+    else if (!strcmp(o->test, "bootstrap"))
+        t.test = TEST_BOOTSTRAP;
+    else if (!strcmp(o->test, "ttest"))
+        t.test = TEST_TTEST;
+    else
+        return tp_errf(err, TP_EINVAL, "table: test '%s'; expected mcnemar, bootstrap or ttest",
+                       o->test);
     tp_status st = load_runs(s, o, metric, split, &t, err);
     if (st == TP_OK && o->vs && t.nrun > 0) st = significance(s, o, split, &t, err);
     tp_strbuf b;

@@ -17,7 +17,10 @@
  * predictions (matched by example hash, else example id), each run paired with the baseline run
  * of the same seed (else the baseline's first run); all p-values of the table are Holm-adjusted
  * and a cell's mark uses its largest adjusted p: * < 0.05, ** < 0.01, *** < 0.001. A cell
- * without paired predictions says [no paired predictions]. */
+ * without paired predictions says [no paired predictions]. Other tests (`test`): "bootstrap" =
+ * the paired bootstrap of the accuracy difference on the same pairs (p from 10,000 seeded
+ * resamples); "ttest" = the paired t-test of the cell's per-seed values against the baseline
+ * cell's runs of the same seeds (one test per cell, needs 2 shared seeds). */
 #ifndef TP_RUN_TABLE_H
 #define TP_RUN_TABLE_H
 
@@ -34,6 +37,7 @@ typedef struct tp_table_opts {
     const char *origin;     /* runs.origin filter ("harness" | "study"), or NULL = all */
     const char *vs;         /* baseline: a value of the row key, or NULL = no tests */
     const char *format;     /* "md" (NULL) | "latex" | "csv" */
+    const char *test;       /* with vs: "mcnemar" (NULL) | "bootstrap" | "ttest" */
 } tp_table_opts;
 
 /* The table as text into *out (malloc'd). Metrics whose values all lie in [0, 1] print as

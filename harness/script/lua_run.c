@@ -429,6 +429,7 @@ static int l_table(lua_State *L) {
     o.vs = opt_field(L, "vs");
     o.format = opt_field(L, "format");
     o.origin = opt_field(L, "origin");
+    o.test = opt_field(L, "test");
     tp_err err = {0};
     lua_runner *lr;
     char *text = NULL;

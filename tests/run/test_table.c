@@ -257,5 +257,58 @@ static void test_duplicate_seed(void) {
     tp_store_close(s);
 }
 
+/* --test bootstrap on the paired predictions, --test ttest over shared seeds */
+static void test_other_tests(void) {
+    tp_store *s = make_store("tests.db");
+    if (!s) return;
+    tp_table_opts o = {0};
+    o.rows = "bridge";
+    o.cols = "bridge.options.tokens";
+    o.vs = "receiver_direct";
+    o.test = "bootstrap";
+    char *t = NULL;
+    tp_err err = {0};
+    TP_CHECKF(tp_table_render(s, &o, &t, &err) == TP_OK, "%s", err.msg);
+    TP_CHECKF(t && strstr(t, "(n=2)*** |") && strstr(t, "paired bootstrap (10000 resamples)"), "%s",
+              t ? t : "");
+    /* the 16-token bridge agrees with the baseline on 56 of 60 examples: no mark */
+    TP_CHECKF(t && strstr(t, "50.0 ± 0.0 (n=2) [schemes"), "%s", t ? t : "");
+    free(t);
+    /* the baseline has seed 0 only: no seed is shared, the t-test cannot run */
+    o.test = "ttest";
+    TP_CHECK(tp_table_render(s, &o, &t, &err) == TP_OK);
+    TP_CHECKF(t && strstr(t, "[fewer than 2 seeds paired with the baseline]"), "%s", t ? t : "");
+    free(t);
+    o.test = "anova";
+    TP_CHECK(tp_table_render(s, &o, &t, &err) == TP_EINVAL);
+    TP_CHECK(strstr(err.msg, "expected mcnemar, bootstrap or ttest") != NULL);
+    tp_store_close(s);
+
+    char path[700];
+    snprintf(path, sizeof path, "%s/ttest.db", tp_test_tmpdir());
+    TP_CHECK(tp_store_open(&s, path, TP_STORE_RW, &err) == TP_OK);
+    if (!s) return;
+    const int a[3] = {40, 42, 45}, b[3] = {48, 47, 53};
+    for (int i = 0; i < 3; i++) {
+        TP_CHECK(add_run(s, "base", 8, i + 1, "1", "first_token", N, a[i], NULL, &err) > 0);
+        TP_CHECK(add_run(s, "new", 8, i + 1, "1", "first_token", N, b[i], NULL, &err) > 0);
+    }
+    double x[3], y[3];
+    for (int i = 0; i < 3; i++) x[i] = (double)b[i] / N, y[i] = (double)a[i] / N;
+    tp_ttest tt;
+    TP_CHECK(tp_stats_paired_t(x, y, 3, &tt, &err) == TP_OK);
+    tp_table_opts o2 = {0};
+    o2.rows = "bridge";
+    o2.vs = "base";
+    o2.test = "ttest";
+    o2.format = "csv";
+    TP_CHECK(tp_table_render(s, &o2, &t, &err) == TP_OK);
+    char want[128];
+    snprintf(want, sizeof want, ",3,1;2;3,60,%.6g,", tt.p);
+    TP_CHECKF(t && strstr(t, want), "lacks '%s':\n%s", want, t ? t : "");
+    free(t);
+    tp_store_close(s);
+}
+
 TP_TEST_RUN(TP_CASE(test_formats_golden), TP_CASE(test_content), TP_CASE(test_duplicate_seed),
-            TP_CASE(test_errors))
+            TP_CASE(test_other_tests), TP_CASE(test_errors))
