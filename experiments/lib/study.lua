@@ -318,6 +318,29 @@ function Study:finish()
   io.stdout:flush()
 end
 
+-- The results.db table of this script's runs (tp.table); a table error is printed, not raised,
+-- so a finished sweep still reaches its summary.
+function Study:db_table(opts)
+  local ok, err = pcall(self.tp.table, opts)
+  if not ok then print("table: " .. tostring(err)) end
+end
+
+-- A figure from results.db: tp.plot{} when this build has it, else the `telepathy plot` command
+-- that draws it (same options).
+function Study:plot(o)
+  if self.tp.plot then
+    local ok, err = pcall(self.tp.plot, o)
+    print(ok and ("plot: wrote " .. o.out) or ("plot: " .. tostring(err)))
+    return
+  end
+  local cmd = {"telepathy plot", o.kind, "-o", o.out}
+  for _, k in ipairs{"experiment", "metric", "x", "series", "title"} do
+    if o[k] then cmd[#cmd + 1] = string.format("--%s '%s'", k, o[k]) end
+  end
+  print("plot: this build has no tp.plot; draw it with: " .. table.concat(cmd, " ") ..
+    " --db <this results.db>")
+end
+
 -- ---- phases -------------------------------------------------------------------------------------
 -- A phase script returns study.phase(tp, P) where P = {number, title, task, bridge, losses,
 -- metric, study, run = function(S, P) ... end}. Run directly it runs and prints its row;
