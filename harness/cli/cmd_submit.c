@@ -2,6 +2,7 @@
  * sbatch array script, logs) for the sweep's pending configurations and submits it with sbatch
  * (run/slurm.h). */
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ static const char *USAGE =
     "usage: telepathy submit --sweep NAME --slurm [--partition P] [--gpus-per-task N]\n"
     "                        [--time T] [--array-parallel K] [--cpus-per-task N] [--mem M]\n"
     "                        [--dir DIR] [--retries N] [--include-failed] [--sbatch-arg ARG]...\n"
-    "                        [--sbatch PATH] [--dry-run] [--db PATH]\n"
+    "                        [--sbatch PATH] [--dry-run] [--force] [--db PATH]\n"
     "\n"
     "Submits the sweep's pending configurations as one Slurm job array, one configuration per\n"
     "task. Task i runs `telepathy work --one` on item i of DIR/plan.json and writes only its own\n"
@@ -37,9 +38,46 @@ static const char *USAGE =
     "  --sbatch-arg ARG     one more #SBATCH line (repeatable), e.g. --sbatch-arg=--qos=low\n"
     "  --sbatch PATH        the sbatch program (default: sbatch on PATH)\n"
     "  --dry-run            write DIR but do not submit\n"
+    "  --force              submit even while an earlier array of this sweep (found under\n"
+    "                       sweeps/NAME-*/job_id next to results.db) is still in squeue\n"
     "\n"
     "exit status: 0 submitted (or nothing pending), 1 failed (sbatch's message shown; nothing is\n"
     "marked, the items stay pending), 2 usage error\n";
+
+/* An earlier submission of this sweep (default directories next to the db) whose array Slurm
+ * still knows: submitting again would run its configurations twice (merge would keep one, but
+ * the GPU hours are gone). Returns 1 and names it in err; 0 when none or squeue is absent. */
+static int still_queued(const char *db_dir, const char *sweep, tp_err *err) {
+    char pat[PATH_MAX + 160];
+    snprintf(pat, sizeof pat, "%s/sweeps/%s-*/job_id", db_dir, sweep);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) return 0;
+    int busy = 0;
+    for (size_t i = 0; i < g.gl_pathc && !busy; i++) {
+        FILE *f = fopen(g.gl_pathv[i], "r");
+        char job[64] = "";
+        if (f) {
+            if (!fgets(job, sizeof job, f)) job[0] = 0;
+            fclose(f);
+        }
+        job[strspn(job, "0123456789")] = 0;
+        if (!job[0]) continue;
+        char cmd[160], line[64];
+        snprintf(cmd, sizeof cmd, "squeue -h -j %s -o %%i 2>/dev/null", job);
+        FILE *p = popen(cmd, "r");
+        if (!p) continue;
+        if (fgets(line, sizeof line, p)) {
+            busy = 1;
+            tp_errf(err, TP_ESTATE,
+                    "sweep %s: job array %s (%s) is still queued or running; merge its shards "
+                    "when it ends, or pass --force to submit the pending configurations again",
+                    sweep, job, g.gl_pathv[i]);
+        }
+        pclose(p);
+    }
+    globfree(&g);
+    return busy;
+}
 
 static int int_opt(const char *cmd, const char *opt, const char *v, int lo, int *out) {
     char *end;
@@ -60,7 +98,7 @@ int tp_cmd_submit(int argc, char **argv, tp_cli_env *env) {
     tp_slurm_opts o = {0};
     o.gpus_per_task = 1;
     const char *sweep = NULL, *db = NULL, *dir = NULL, *sbatch = NULL;
-    int slurm = 0, dry = 0, include_failed = 0, rc = 0, nextra = 0;
+    int slurm = 0, dry = 0, include_failed = 0, force = 0, rc = 0, nextra = 0;
     const char **extra = calloc((size_t)argc + 1, sizeof *extra);
     tp_store *s = NULL;
     tp_sweep sw = {0};
@@ -101,6 +139,8 @@ int tp_cmd_submit(int argc, char **argv, tp_cli_env *env) {
             dry = 1;
         else if (!strcmp(argv[i], "--include-failed"))
             include_failed = 1;
+        else if (!strcmp(argv[i], "--force"))
+            force = 1;
         else {
             rc = tp_cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
             goto out;
@@ -124,19 +164,26 @@ int tp_cmd_submit(int argc, char **argv, tp_cli_env *env) {
         goto out;
     }
     char dbuf[PATH_MAX], abs_dir[PATH_MAX], exe[PATH_MAX], cwd[PATH_MAX], cfg[PATH_MAX];
+    char tmp[PATH_MAX];
+    tp_strlcpy(tmp, path, sizeof tmp);
+    char *slash = strrchr(tmp, '/');
+    if (slash)
+        *slash = 0;
+    else
+        strcpy(tmp, ".");
+    if (!force && !dry && still_queued(tmp, sweep, &err)) {
+        rc = tp_cli_fail(cmd, &err);
+        goto out;
+    }
     if (!dir) {
-        char tmp[PATH_MAX];
-        tp_strlcpy(tmp, path, sizeof tmp);
-        char *slash = strrchr(tmp, '/');
-        if (slash)
-            *slash = 0;
-        else
-            strcpy(tmp, ".");
         char stamp[32];
         time_t t = time(NULL);
         struct tm tmv;
         strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", gmtime_r(&t, &tmv));
         snprintf(dbuf, sizeof dbuf, "%s/sweeps/%s-%s", tmp, sweep, stamp);
+        /* two submissions within a second get their own directories */
+        for (int k = 2; tp_dir_exists(dbuf) && k < 1000; k++)
+            snprintf(dbuf, sizeof dbuf, "%s/sweeps/%s-%s-%d", tmp, sweep, stamp, k);
         dir = dbuf;
     }
     if (tp_mkdir_p(dir, &err) != TP_OK || !realpath(dir, abs_dir)) {

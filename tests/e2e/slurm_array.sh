@@ -83,8 +83,8 @@ for _ in $(seq 1 40); do
 done
 [ $up = 1 ] || skip "the one-node cluster did not come up: $(tail -3 "$W/slurmctld.log")"
 echo "slurm $(slurmctld -V | awk '{print $2}') up on $H (port $PORT)"
-
 fail=0
+
 cd "$W" || exit 1
 "$T" make-tiny "$W/s" --arch llama --seed 1 >/dev/null || exit 1
 "$T" make-tiny "$W/r" --arch mistral --seed 2 >/dev/null || exit 1
@@ -105,11 +105,17 @@ print(row and row.n or "none")
 LUA
 q() { "$T" run "$W/q.lua" --db "$1" -- "$2" 2>/dev/null; }
 "$T" plan "$W/sweep.lua" --sweep arr --db "$W/results.db" -- "$W" || { echo "FAIL: plan"; exit 1; }
-"$T" submit --sweep arr --slurm --db "$W/results.db" --dir "$W/sub" --gpus-per-task 0 \
+"$T" submit --sweep arr --slurm --db "$W/results.db" --gpus-per-task 0 \
   --array-parallel 2 --time 10 >"$W/submit.out" 2>&1 || {
   echo "FAIL: submit"; cat "$W/submit.out"; exit 1; }
 cat "$W/submit.out"
+ln -s "$(ls -d "$W"/sweeps/arr-*)" "$W/sub"
 J=$(cat "$W/sub/job_id")
+# while that array is queued, submitting the same configurations again is refused
+"$T" submit --sweep arr --slurm --db "$W/results.db" --gpus-per-task 0 >"$W/dup.out" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "is still queued or running" "$W/dup.out" || {
+  echo "FAIL: a second submission while the first is queued: exit $rc"; cat "$W/dup.out"; fail=1; }
 # requeue task 0 once its run has a checkpoint (Slurm's preemption path: SIGTERM, then requeue)
 requeued=0
 for _ in $(seq 1 600); do
@@ -136,15 +142,23 @@ killed=0
 for _ in $(seq 1 600); do
   n=$(q "$W/sub/shard_1.db" "SELECT count(*) AS n FROM artifacts WHERE kind = 'checkpoint'")
   if [ "${n:-0}" -ge 1 ] 2>/dev/null; then
-    scancel --signal=KILL --full "${J}_1" && killed=1
+    # the worker process itself dies, as in an OOM kill or a crash (not through Slurm)
+    pid=$(q "$W/sub/shard_1.db" "SELECT pid AS n FROM sweep_items WHERE status = 'running'")
+    [ "${pid:-0}" -gt 1 ] 2>/dev/null && kill -9 "$pid" && killed=1
     break
   fi
   sleep 0.1
 done
 [ $killed = 1 ] || { echo "FAIL: never killed task 1 mid-run"; fail=1; }
-wait_job() {
+wait_job() { # until squeue has not shown the array for a second (a requeue passes through gaps)
+  local empty=0
   for _ in $(seq 1 900); do
-    [ -z "$(squeue -h -j "$1" 2>/dev/null)" ] && return 0
+    if [ -z "$(squeue -h -j "$1" 2>/dev/null)" ]; then
+      empty=$((empty + 1))
+      [ $empty -ge 5 ] && return 0
+    else
+      empty=0
+    fi
     sleep 0.2
   done
   return 1
@@ -182,5 +196,7 @@ i=$(q "$W/results.db" "SELECT count(*) AS n FROM sweep_items WHERE status = 'don
 "$T" status --sweep arr --db "$W/results.db"
 if [ $fail != 0 ]; then
   for f in "$W"/sub/logs/*.log; do echo "== $f"; tail -20 "$f"; done
+  scontrol show job "$J" | grep -E "JobId|JobState|Restarts"
+  echo "== slurmd.log"; grep -v pmix "$W/slurmd.log" | tail -25
 fi
 exit $fail
