@@ -3,8 +3,8 @@
 # --gpus cpu,cpu` runs every configuration exactly once; a worker killed with SIGKILL mid-run is
 # replaced and its configuration resumed, not lost or duplicated; SIGTERM releases the claim
 # (exit 75, item pending, run interrupted) and the next worker resumes it; keep-going with
-# --retries records the failure class and attempts; --fail-fast stops the sweep; status shows
-# counts; usage errors exit 2.
+# --retries records the failure class and attempts; --fail-fast stops the sweep; a model changed
+# after planning fails as config_drift without running; status shows counts; usage errors exit 2.
 # Env (set by ctest): TELEPATHY, TELEPATHY_PLUGIN_PATH. TP_TEST_SLOW: about a minute.
 set -u
 T=${TELEPATHY:?TELEPATHY must point at the telepathy binary}
@@ -109,7 +109,18 @@ check "fail-fast exit status" 1 $?
 check "e outcome" "failed,pending,pending" "$(q "SELECT group_concat(st, ',') AS n FROM (SELECT i.status AS st FROM sweep_items i JOIN sweeps s ON s.id = i.sweep_id WHERE s.name = 'e' ORDER BY i.seq)")"
 "$T" status --sweep e --db r.db | grep -q "STOPPED: --fail-fast" || { echo "FAIL: status STOPPED"; fail=1; }
 
-# 6. usage and lookup errors
+# 6. a model file changed between plan and work: the item fails as config_drift, nothing runs
+mkdir -p "$work/m2" && cp -r "$work/s" "$work/r" "$work/m2/"
+"$T" plan "$work/sweep.lua" --sweep g --db r.db -- "$work/m2" 5 1 >/dev/null || exit 1
+rm -rf "$work/m2/s" && "$T" make-tiny "$work/m2/s" --arch llama --seed 5 >/dev/null
+before=$(q "SELECT count(*) AS n FROM runs")
+"$T" work --sweep g --db r.db 2>"$work/w6.err"
+check "work after drift" 1 $?
+check "drift class" "failed:config_drift" "$(q "SELECT i.status || ':' || i.error_class AS n FROM sweep_items i JOIN sweeps s ON s.id = i.sweep_id WHERE s.name = 'g'")"
+grep -q "plan the sweep again" "$work/w6.err" || { echo "FAIL: drift message"; cat "$work/w6.err"; fail=1; }
+check "no run for a drifted config" "$before" "$(q "SELECT count(*) AS n FROM runs")"
+
+# 7. usage and lookup errors
 "$T" work --db r.db >/dev/null 2>&1; check "work without --sweep" 2 $?
 "$T" submit --sweep a --db r.db >/dev/null 2>&1; check "submit without --slurm" 2 $?
 "$T" merge >/dev/null 2>&1; check "merge without shards" 2 $?
