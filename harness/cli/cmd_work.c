@@ -221,6 +221,20 @@ static tp_status seed_shard(const char *plan, int index, const char *shard, char
     return st;
 }
 
+/* A write that failed for lack of space reads "disk I/O error" when a file size limit, not
+ * ENOSPC, stopped it: say what to do either way. */
+static int fail_hint(const char *cmd, tp_err *err) {
+    if (strstr(err->msg, "disk I/O error") || strstr(err->msg, "disk is full")) {
+        char was[TP_ERR_MAX];
+        snprintf(was, sizeof was, "%s", err->msg);
+        tp_errf(err, err->code,
+                "%.800s — the disk, quota or file size limit is full? Free space and run it "
+                "again: the configuration's claim is taken back and nothing recorded is lost",
+                was);
+    }
+    return tp_cli_fail(cmd, err);
+}
+
 int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
     const char *cmd = "work";
     if (tp_cli_wants_help(argc, argv)) {
@@ -294,6 +308,8 @@ int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
         rc = tp_cli_usage_error(cmd, "--plan, --shard and --index go with --one");
         goto out;
     }
+    /* before the shard is first written: SIGXFSZ must fail a write, not kill the task */
+    if (!a.gpus) tp_worker_install_signals();
     tp_err err = {0};
     struct tp_config *c;
     if (tp_cli_config(env, &c, &err) != TP_OK) {
@@ -315,7 +331,7 @@ int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
             goto out;
         }
         if (seed_shard(a.plan, (int)idx, a.shard, sweep, sizeof sweep, &err) != TP_OK) {
-            rc = tp_cli_fail(cmd, &err);
+            rc = fail_hint(cmd, &err);
             goto out;
         }
         a.sweep = sweep;
@@ -352,7 +368,6 @@ int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
     o.stale_s = a.stale;
     o.exclusive = a.one;
     o.progress = 0;
-    tp_worker_install_signals();
     tp_worker_stats ws;
     tp_status st = tp_worker_run(&o, &ws, &err);
     fprintf(stderr,
@@ -361,7 +376,7 @@ int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
             ws.stopped ? "; the sweep is stopped (--fail-fast)" : "",
             ws.preempted ? "; stopped by a signal" : "");
     if (st != TP_OK)
-        rc = tp_cli_fail(cmd, &err);
+        rc = fail_hint(cmd, &err);
     else if (ws.preempted)
         rc = TP_WORKER_EXIT_PREEMPTED;
     else

@@ -31,6 +31,9 @@ void tp_worker_install_signals(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* a file size limit (or a full quota) then fails the write with a message naming the db,
+     * instead of killing the worker silently */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int tp_worker_stop_requested(void) {

@@ -4,7 +4,9 @@
 # replaced and its configuration resumed, not lost or duplicated; SIGTERM releases the claim
 # (exit 75, item pending, run interrupted) and the next worker resumes it; keep-going with
 # --retries records the failure class and attempts; --fail-fast stops the sweep; a model changed
-# after planning fails as config_drift without running; status shows counts; usage errors exit 2.
+# after planning fails as config_drift without running; a shard that hits a file size limit
+# fails with a clear message and the task's next attempt completes it; status shows counts;
+# usage errors exit 2.
 # Env (set by ctest): TELEPATHY, TELEPATHY_PLUGIN_PATH. TP_TEST_SLOW: about a minute.
 set -u
 T=${TELEPATHY:?TELEPATHY must point at the telepathy binary}
@@ -120,7 +122,19 @@ check "drift class" "failed:config_drift" "$(q "SELECT i.status || ':' || i.erro
 grep -q "plan the sweep again" "$work/w6.err" || { echo "FAIL: drift message"; cat "$work/w6.err"; fail=1; }
 check "no run for a drifted config" "$before" "$(q "SELECT count(*) AS n FROM runs")"
 
-# 7. usage and lookup errors
+# 7. a Slurm task's shard hits a file size limit (a full disk): a clear message, no lost run
+"$T" plan "$work/sweep.lua" --sweep h --db r.db -- "$work" 8 1 >/dev/null || exit 1
+"$T" submit --sweep h --slurm --db r.db --dir "$work/subh" --dry-run >/dev/null || { echo "FAIL: dry-run"; fail=1; }
+(ulimit -f 40; "$T" work --one --plan "$work/subh/plan.json" --index 0 --shard "$work/subh/shard_0.db") 2>"$work/w7.err"
+check "work --one on a full disk" 1 $?
+grep -q "shard_0.db" "$work/w7.err" && grep -Eq "full|I/O" "$work/w7.err" || {
+  echo "FAIL: no clear full-disk message"; cat "$work/w7.err"; fail=1; }
+"$T" work --one --plan "$work/subh/plan.json" --index 0 --shard "$work/subh/shard_0.db" 2>"$work/w7b.err" || {
+  echo "FAIL: the task's next attempt"; cat "$work/w7b.err"; fail=1; }
+"$T" merge "$work/subh/shard_0.db" --into r.db >/dev/null || { echo "FAIL: merge h"; fail=1; }
+check "h done once" "done:1" "$(q "SELECT i.status || ':' || (SELECT count(*) FROM runs r WHERE r.config_hash = i.config_hash) AS n FROM sweep_items i JOIN sweeps s ON s.id = i.sweep_id WHERE s.name = 'h'")"
+
+# 8. usage and lookup errors
 "$T" work --db r.db >/dev/null 2>&1; check "work without --sweep" 2 $?
 "$T" submit --sweep a --db r.db >/dev/null 2>&1; check "submit without --slurm" 2 $?
 "$T" merge >/dev/null 2>&1; check "merge without shards" 2 $?
