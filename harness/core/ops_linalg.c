@@ -87,11 +87,10 @@ tp_tensor *tp_embedding(tp_ctx *c, tp_tensor *weight, tp_tensor *ids) {
     int64_t shape[TP_MAX_DIMS];
     memcpy(shape, ids->shape, sizeof(int64_t) * (size_t)ids->ndim);
     shape[ids->ndim] = weight->shape[1];
+    /* a bf16/f16 weight may need a grad (the model gathers the logit rows of its bf16 hidden
+     * states with this op, and those carry the soft tokens' grad): grads are f32 whatever the
+     * tensor's dtype (tp_node_grad, tp_param), so the scatter-add needs no rule on the dtype */
     n.out = tp_ctx_tensor(c, tp_op_out_dtype(c, n.in, 1), ids->ndim + 1, shape);
-    if (n.out && (weight->flags & TP_FLAG_REQUIRES_GRAD) && weight->dtype != TP_F32) {
-        tp_ctx_fail(c, TP_EDTYPE, "op 'embedding': a trainable weight must be f32, got %s",
-                    TP_SHAPE(weight));
-        return NULL;
-    }
+    if (!n.out) return NULL;
     return tp_op_run(c, &n);
 }

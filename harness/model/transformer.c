@@ -127,9 +127,12 @@ tp_status tp_kv_cache_new(tp_kv_cache **out, const tp_model *m, int batch, int m
     int64_t shape[4] = {batch, c->num_key_value_heads, max_len, c->head_dim};
     int64_t mshape[2] = {batch, max_len};
     tp_status s = TP_OK;
+    /* a GPU model holding half weights computes K/V in that dtype: an f32 cache would make
+     * every decode step's attention output, and so the rest of each layer, run in f32 */
+    tp_dtype kdt = m->device != TP_CPU && m->wdtype != TP_F32 ? m->wdtype : TP_F32;
     for (int l = 0; l < kc->n_layers && s == TP_OK; l++) {
-        kc->k[l] = tp_tensor_alloc(TP_F32, m->device, 4, shape, err);
-        kc->v[l] = kc->k[l] ? tp_tensor_alloc(TP_F32, m->device, 4, shape, err) : NULL;
+        kc->k[l] = tp_tensor_alloc(kdt, m->device, 4, shape, err);
+        kc->v[l] = kc->k[l] ? tp_tensor_alloc(kdt, m->device, 4, shape, err) : NULL;
         if (!kc->v[l]) s = err ? err->code : TP_ENOMEM;
     }
     if (s == TP_OK) {

@@ -27,8 +27,9 @@ typedef enum tp_logits_mode {
     TP_LOGITS_AT = 3,   /* [B,P,V] at positions logit_pos [B,P] (i32, per row) */
 } tp_logits_mode;
 
-/* KV cache for incremental decoding: persistent per-layer K/V [B,Hkv,Smax,Dh] and the key mask
- * of every cached position. Filled by forward calls that pass it; `len` advances by T. */
+/* KV cache for incremental decoding: persistent per-layer K/V [B,Hkv,Smax,Dh] (f32; in the
+ * weights' dtype for a bf16/f16 model on a GPU) and the key mask of every cached position. Filled
+ * by forward calls that pass it; `len` advances by T. */
 typedef struct tp_kv_cache {
     int n_layers, batch, max_len, len;
     tp_tensor **k, **v; /* n_layers each */

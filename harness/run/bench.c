@@ -623,6 +623,9 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
                 "%.1f s\n",
                 b->device, sc.num_hidden_layers, rc.num_hidden_layers,
                 tp_bench_perceiver_numel(b->br) / 1e6, (now_ms() - t0) / 1e3);
+    tp_status first = TP_OK; /* the first failed case, when the bench went on past it */
+    tp_err ferr = {0};
+    int n_failed = 0;
     for (const char *p = o->batches; s == TP_OK && p && *p;) {
         b->B = atoi(p);
         if (b->B < 1) {
@@ -646,9 +649,17 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
             } else {
                 s = time_case(b, k, &ms, err);
             }
-            if (s != TP_OK) {
+            if (s != TP_OK) { /* reported and kept; the other cases and batches still run */
                 tp_err_prefix(err, "bench case %s, batch %d", k_cases[k], b->B);
-                break;
+                fprintf(stderr, "  %-16s B=%-3d FAILED: %s\n", k_cases[k], b->B, err->msg);
+                if (first == TP_OK) {
+                    first = s;
+                    ferr = *err;
+                }
+                n_failed++;
+                tp_ctx_clear_error(b->ctx);
+                s = dev_sync(b, err); /* a sticky device error ends the run here */
+                continue;
             }
             add_row(b, "telepathy", k_cases[k], b->B, ms, peak_mb(b), b->device);
             fprintf(stderr, "  %-16s B=%-3d %10.2f ms  peak %.1f GiB\n", k_cases[k], b->B, ms,
@@ -658,6 +669,11 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
         p = c ? c + 1 : NULL;
     }
     bench_free(b);
+    if (s == TP_OK && first != TP_OK) {
+        s = first;
+        *err = ferr;
+        fprintf(stderr, "bench: %d case(s) failed; the first: %s\n", n_failed, ferr.msg);
+    }
     if (s != TP_OK && b->n_rows == 0) return s;
     if (s != TP_OK) /* keep what was measured; the error is still returned */
         fprintf(stderr, "bench: stopped early: %s\n", err->msg);

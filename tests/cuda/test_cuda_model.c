@@ -147,8 +147,10 @@ static void test_qwen2(void) {
 
 /* prefill 6 tokens, then 4 single-token steps with the cache: each step's logits equal the
  * full forward's at that position */
-static void test_kv_cache_decode(void) {
-    tp_model *m = load("mistral", TP_CUDA, TP_F32);
+/* tol: f32 weights tight; bf16 weights (bf16 cache, bf16 activations on both sides, GEMMs of
+ * other shapes) loose */
+static void kv_cache_decode(tp_dtype wdt, double tol) {
+    tp_model *m = load("mistral", TP_CUDA, wdt);
     TP_CHECK(m != NULL);
     if (!m) return;
     enum { B = 2, T = 10, P = 6 };
@@ -166,6 +168,8 @@ static void test_kv_cache_decode(void) {
     float *fl = fo.logits ? fetch(fo.logits) : NULL;
     tp_kv_cache *kc = NULL;
     TP_CHECKF(tp_kv_cache_new(&kc, m, B, T, &e) == TP_OK, "%s", e.msg);
+    TP_CHECKF(!kc || kc->k[0]->dtype == wdt, "kv cache in %s for %s weights",
+              kc ? tp_dtype_name(kc->k[0]->dtype) : "-", tp_dtype_name(wdt));
     int64_t V = m->cfg.vocab_size;
     double worst = 0;
     for (int start = 0; kc && fl && start < T;) {
@@ -197,8 +201,9 @@ static void test_kv_cache_decode(void) {
         free(sl);
         start += len;
     }
-    fprintf(stderr, "  kv-cache decode vs full forward: %.2e\n", worst);
-    TP_CHECKF(worst < 1e-4, "kv-cache decode differs from the full forward: %.3g", worst);
+    fprintf(stderr, "  kv-cache decode vs full forward (%s): %.2e\n", tp_dtype_name(wdt), worst);
+    TP_CHECKF(worst < tol, "kv-cache decode (%s) differs from the full forward: %.3g",
+              tp_dtype_name(wdt), worst);
     free(fl);
     tp_kv_cache_free(kc);
     tp_ctx_free(full);
@@ -206,9 +211,19 @@ static void test_kv_cache_decode(void) {
     tp_model_free(m);
 }
 
-/* 25 AdamW steps of a 4-token soft prompt through the frozen receiver towards target id 5 */
-static double train(tp_device dev, double *first, int *ok) {
-    tp_model *m = load("llama", dev, TP_F32);
+static void test_kv_cache_decode(void) {
+    kv_cache_decode(TP_F32, 1e-4);
+}
+
+static void test_kv_cache_decode_bf16(void) {
+    kv_cache_decode(TP_BF16, 5e-2);
+}
+
+/* 25 AdamW steps of a 4-token soft prompt through the frozen receiver towards target id 5. With
+ * bf16 weights the f32 soft prompt is cast to bf16 on the tape (as the bench's train_step does),
+ * so the grad flows back through bf16 hidden states and the bf16 logit-row gather. */
+static double train(tp_device dev, tp_dtype wdt, double *first, int *ok) {
+    tp_model *m = load("llama", dev, wdt);
     *ok = m != NULL;
     if (!m) return NAN;
     tp_err e = {0};
@@ -222,7 +237,7 @@ static double train(tp_device dev, double *first, int *ok) {
     for (int s = 0; s < 25 && opt; s++) {
         tp_ctx_reset(c);
         tp_fwd_in in = {0};
-        in.embeds = soft;
+        in.embeds = wdt == TP_F32 ? soft : tp_cast(c, soft, wdt);
         in.logits = TP_LOGITS_LAST;
         tp_fwd_out out;
         if (tp_model_forward(m, c, &in, &out, &e) != TP_OK) {
@@ -257,12 +272,25 @@ static double train(tp_device dev, double *first, int *ok) {
 static void test_training_run(void) {
     int okc, okg;
     double f0c = NAN, f0g = NAN;
-    double lc = train(TP_CPU, &f0c, &okc), lg = train(TP_CUDA, &f0g, &okg);
+    double lc = train(TP_CPU, TP_F32, &f0c, &okc), lg = train(TP_CUDA, TP_F32, &f0g, &okg);
     fprintf(stderr, "  training: cpu loss %.4f -> %.4f, cuda %.4f -> %.4f\n", f0c, lc, f0g, lg);
     TP_CHECK(okc && okg);
     TP_CHECKF(lg < 0.5 * f0g, "cuda training did not learn: %.4f -> %.4f", f0g, lg);
     TP_CHECKF(fabs(lg - lc) <= 3e-2 * fmax(1.0, fabs(lc)), "cuda final loss %.5f vs cpu %.5f", lg,
               lc);
+}
+
+/* the bench's train_step path: bf16 weights, bf16 activations, grads to an f32 soft prompt */
+static void test_training_run_bf16(void) {
+    int okc, okg;
+    double f0c = NAN, f0g = NAN;
+    double lc = train(TP_CPU, TP_BF16, &f0c, &okc), lg = train(TP_CUDA, TP_BF16, &f0g, &okg);
+    fprintf(stderr, "  training bf16: cpu loss %.4f -> %.4f, cuda %.4f -> %.4f\n", f0c, lc, f0g,
+            lg);
+    TP_CHECK(okc && okg);
+    TP_CHECKF(lg < 0.5 * f0g, "cuda bf16 training did not learn: %.4f -> %.4f", f0g, lg);
+    TP_CHECKF(fabs(lg - lc) <= 0.15 * fmax(1.0, fabs(lc)), "cuda bf16 final loss %.5f vs cpu %.5f",
+              lg, lc);
 }
 
 int main(int argc, char **argv) {
@@ -271,8 +299,12 @@ int main(int argc, char **argv) {
         printf("SKIP test_cuda_model: no usable GPU: %s\n", err.msg);
         return 77;
     }
-    static const tp_test_case cases[] = {TP_CASE(test_llama), TP_CASE(test_mistral),
-                                         TP_CASE(test_qwen2), TP_CASE(test_kv_cache_decode),
-                                         TP_CASE(test_training_run)};
+    static const tp_test_case cases[] = {TP_CASE(test_llama),
+                                         TP_CASE(test_mistral),
+                                         TP_CASE(test_qwen2),
+                                         TP_CASE(test_kv_cache_decode),
+                                         TP_CASE(test_kv_cache_decode_bf16),
+                                         TP_CASE(test_training_run),
+                                         TP_CASE(test_training_run_bf16)};
     return tp_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
