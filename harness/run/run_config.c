@@ -437,12 +437,6 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
     const tp_task_vtable *tv = c->task->desc.vtable;
     TP_TRY(tv->open(c->task_opts, tp_runner_data_dir(r), &c->task_state, err));
     TP_TRY(tv->info(c->task_state, &c->info));
-    if (c->info.is_generation && c->kind == TP_KIND_BRIDGE)
-        return tp_errf(err, TP_EUNSUP,
-                       "task '%s' is a generation task: the trainer does not train bridges on "
-                       "generation tasks yet (its baselines run: sender_direct, receiver_direct, "
-                       "text_relay)",
-                       task);
     if (!c->info.is_generation && c->info.n_labels < 2)
         return tp_errf(err, TP_EUNSUP, "task '%s': a classification task needs >= 2 labels", task);
 

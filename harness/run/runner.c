@@ -101,7 +101,10 @@ tp_status tp_runner_new(tp_runner **out, const tp_runner_opts *o, tp_err *err) {
 void tp_runner_free(tp_runner *r) {
     if (!r) return;
     for (int i = 0; i < r->n_models; i++) {
-        tp_model_free(r->models[i]->m);
+        /* a second alias (tp_runner_add_model) shares an earlier entry's weights: free once */
+        int shared = 0;
+        for (int j = 0; j < i; j++) shared |= r->models[j]->m == r->models[i]->m;
+        if (!shared) tp_model_free(r->models[i]->m);
         free(r->models[i]);
     }
     free(r->last_losses);
@@ -390,6 +393,14 @@ static tp_status quick_eval(void *user, int step, double *acc, tp_err *err) {
     (void)step;
     tp_scorer s;
     tp_trainer_scorer(q->t, &s);
+    if (q->e->cfg->info.is_generation) { /* exact match of the extracted answers, no records */
+        tp_run_result tmp;
+        result_init(&tmp);
+        TP_TRY(tp_gen_evaluate(q->e->cfg, &s, tp_trainer_ctx(q->t), q->e->rows, q->qn, NULL, 0,
+                               &tmp, err));
+        *acc = tmp.accuracy;
+        return TP_OK;
+    }
     tp_eval_out o;
     /* the first quick_eval_n rows of the (stratified) evaluation subset */
     TP_TRY(tp_score(&s, tp_trainer_ctx(q->t), q->e->rows, q->qn, &o, err));

@@ -19,9 +19,11 @@
 #include "telepathy/optim.h"
 #include "run/batch.h"
 #include "util/fsutil.h"
+#include "util/strutil.h"
 
-#define METRIC_FLUSH 100
-#define MAX_TERMS    TP_RUN_MAX_LOSSES
+#define METRIC_FLUSH       100
+#define MAX_TERMS          TP_RUN_MAX_LOSSES
+#define MAX_BRIDGE_METRICS 32
 
 struct tp_trainer {
     tp_run_cfg *cfg;
@@ -53,6 +55,13 @@ struct tp_trainer {
     int64_t *msteps;
     int mn, mcap;
     char term_names[MAX_TERMS][80];
+    /* the bridge's scalar metrics of the last training forward, logged as bridge/<name>; names
+     * are interned here because the metric buffer keeps pointers until it is flushed */
+    char bm_names[MAX_BRIDGE_METRICS][96];
+    int n_bm_names;
+    int bm_idx[TP_BRIDGE_MAX_AUX];
+    double bm_val[TP_BRIDGE_MAX_AUX];
+    int bm_n;
 };
 
 tp_ctx *tp_trainer_ctx(tp_trainer *t) {
@@ -173,7 +182,15 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
                      cfg->task->desc.name, t->train.source);
         goto fail;
     }
-    for (int64_t i = 0; i < t->train.n; i++)
+    for (int64_t i = 0; i < t->train.n && cfg->info.is_generation; i++)
+        if (!t->train.rows[i].answer || !t->train.rows[i].answer[0]) {
+            st = tp_errf(err, TP_EFORMAT,
+                         "%s:%lld: generation task '%s' gave a training row without an answer "
+                         "text (the sequence CE target)",
+                         t->train.source, (long long)t->train.rows[i].line, cfg->task->desc.name);
+            goto fail;
+        }
+    for (int64_t i = 0; i < t->train.n && !cfg->info.is_generation; i++)
         if (t->train.rows[i].label < 0 || t->train.rows[i].label >= cfg->info.n_labels) {
             st = tp_errf(err, TP_EFORMAT,
                          "%s:%lld: label index %d is not one of the task's %d "
@@ -232,6 +249,13 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
         ~(uint32_t)(TP_BRIDGE_CLASSIFIER | TP_BRIDGE_RECEIVER_TEXT | TP_BRIDGE_NEEDS_TARGET)) {
         st = tp_errf(err, TP_EUNSUP, "bridge '%s' sets flags 0x%x unknown to this trainer",
                      cfg->bridge->desc.name, t->flags);
+        goto fail;
+    }
+    if ((t->flags & TP_BRIDGE_CLASSIFIER) && cfg->info.is_generation) {
+        st = tp_errf(err, TP_EUNSUP,
+                     "bridge '%s' is a classifier (class logits, no receiver), and task '%s' is a "
+                     "generation task with no classes; use a bridge that makes soft tokens",
+                     cfg->bridge->desc.name, cfg->task->desc.name);
         goto fail;
     }
     if ((t->flags & TP_BRIDGE_NEEDS_TARGET) && !TP_BRIDGE_HAS(t->bv, set_target)) {
@@ -298,6 +322,14 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
                              "loss '%s' needs %s, which no component of this "
                              "run provides",
                              cfg->losses[i].plugin->desc.name, what);
+            goto fail;
+        }
+        if ((need & TP_NEED_FIRST_TOKEN) && cfg->info.is_generation) {
+            st = tp_errf(err, TP_EUNSUP,
+                         "loss '%s' needs first-token logits over label words, and task '%s' is a "
+                         "generation task with no label words; train it with the sequence CE "
+                         "(ce mode = sequence)",
+                         cfg->losses[i].plugin->desc.name, cfg->task->desc.name);
             goto fail;
         }
         t->needs |= need;
@@ -575,6 +607,67 @@ void tp_trainer_scorer(tp_trainer *t, tp_scorer *s) {
     if (t->flags & TP_BRIDGE_CLASSIFIER) s->classify = classify_cb;
 }
 
+/* Records bo's scalar metrics (alpha, vq perplexity, dead codes, ...) for this step. */
+static tp_status keep_bridge_metrics(tp_trainer *t, const tp_bridge_out *bo, tp_err *err) {
+    t->bm_n = 0;
+    for (int i = 0; i < bo->n_metrics && i < TP_BRIDGE_MAX_AUX; i++) {
+        const char *nm = bo->metric_name[i];
+        if (!nm || !nm[0])
+            return tp_errf(err, TP_EPLUGIN, "bridge '%s' returned metric %d without a name",
+                           t->cfg->bridge->desc.name, i);
+        char full[96];
+        snprintf(full, sizeof full, "bridge/%s", nm);
+        int k = 0;
+        while (k < t->n_bm_names && strcmp(t->bm_names[k], full) != 0) k++;
+        if (k == t->n_bm_names) {
+            if (k == MAX_BRIDGE_METRICS)
+                return tp_errf(err, TP_ERANGE, "bridge '%s' named more than %d distinct metrics",
+                               t->cfg->bridge->desc.name, MAX_BRIDGE_METRICS);
+            tp_strlcpy(t->bm_names[k], full, sizeof t->bm_names[k]);
+            t->n_bm_names++;
+        }
+        t->bm_idx[t->bm_n] = k;
+        t->bm_val[t->bm_n] = bo->metric[i];
+        t->bm_n++;
+    }
+    return TP_OK;
+}
+
+/* A generation task's sequence target: the answer as it continues the primer (" 12345" for
+ * byte-level BPE, "12345" for SentencePiece, the rule label words follow) and EOS, as the study's
+ * scripts built `labels` (receiver_input.h). */
+static tp_status answer_target(tp_trainer *t, const char *answer, int32_t **ids, int *n,
+                               tp_err *err) {
+    int spm = strcmp(tp_tokenizer_kind(t->R->tok), "spm-bpe") == 0;
+    size_t len = strlen(answer) + 2;
+    char *text = malloc(len);
+    if (!text) return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+    snprintf(text, len, "%s%s", spm ? "" : " ", answer);
+    int32_t *enc = NULL;
+    int k = 0;
+    tp_status st = tp_tokenizer_encode(t->R->tok, text, 0, &enc, &k, err);
+    free(text);
+    if (st != TP_OK) return tp_err_prefix(err, "answer text");
+    int32_t *out = malloc(((size_t)k + 1) * sizeof *out);
+    if (!out) {
+        free(enc);
+        return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+    }
+    if (k) memcpy(out, enc, (size_t)k * sizeof *out);
+    free(enc);
+    if (t->ls.eos >= 0) out[k++] = t->ls.eos;
+    if (k == 0) {
+        free(out);
+        return tp_errf(err, TP_EINVAL,
+                       "answer '%s' gives no receiver tokens and the receiver "
+                       "has no EOS: nothing to train on",
+                       answer);
+    }
+    *ids = out;
+    *n = k;
+    return TP_OK;
+}
+
 /* The weighted loss of one batch in t->ctx; terms[i] receives each loss's value. */
 static tp_status batch_loss(tp_trainer *t, const tp_example *const *rows, int B, tp_tensor **total,
                             double *terms, tp_err *err) {
@@ -584,6 +677,7 @@ static tp_status batch_loss(tp_trainer *t, const tp_example *const *rows, int B,
     if ((t->flags & TP_BRIDGE_NEEDS_TARGET) || (t->needs & TP_NEED_TARGET_EMB))
         TP_TRY(target_embeddings(t, ctx, rows, B, &temb, &tmask, err));
     TP_TRY(bridge_soft(t, ctx, rows, B, 1, temb, tmask, &h, &mask, &bo, err));
+    TP_TRY(keep_bridge_metrics(t, &bo, err));
     int classifier = (t->flags & TP_BRIDGE_CLASSIFIER) != 0;
     tp_prefix p = {0};
     tp_status st = classifier ? TP_OK : recv_prefix(t, ctx, rows, B, bo.soft, &p, err);
@@ -611,7 +705,12 @@ static tp_status batch_loss(tp_trainer *t, const tp_example *const *rows, int B,
     int32_t **own = calloc((size_t)B, sizeof *own);
     if (st == TP_OK && (!lab || !tg || !tl || !own))
         st = tp_errf(err, TP_ENOMEM, "trainer: out of memory");
-    for (int b = 0; b < B && st == TP_OK; b++) {
+    for (int b = 0; b < B && st == TP_OK && t->cfg->info.is_generation; b++) {
+        lab[b] = -1;
+        st = answer_target(t, rows[b]->answer, &own[b], &tl[b], err);
+        tg[b] = own[b];
+    }
+    for (int b = 0; b < B && st == TP_OK && !t->cfg->info.is_generation; b++) {
         int c = rows[b]->label;
         lab[b] = c;
         /* sequence target: the label word's tokens, then EOS (STUDY.md: CE incl. EOS) */
@@ -869,6 +968,8 @@ tp_status tp_trainer_train(tp_trainer *t, const char *ckpt_dir, const tp_train_s
             st = metric_push(t, t->term_names[i], s, terms[i], err);
         if (st == TP_OK) st = metric_push(t, "train/lr", s, lr, err);
         if (st == TP_OK) st = metric_push(t, "train/grad_norm", s, gnorm, err);
+        for (int i = 0; i < t->bm_n && st == TP_OK; i++)
+            st = metric_push(t, t->bm_names[t->bm_idx[i]], s, t->bm_val[i], err);
         if (st != TP_OK) break;
         if (c->eval_every > 0 && t->step % c->eval_every == 0 && sink && sink->quick_eval) {
             double acc;

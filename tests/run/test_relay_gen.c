@@ -2,8 +2,8 @@
  * accuracy by hand, the seeded uniform subset, receiver_direct and text_relay on passkey with the
  * tiny models (one prediction per row whose score is its digit accuracy, result rows
  * exact_match / accuracy / digit_accuracy that agree with the predictions), a GSM8K
- * receiver_direct run on the real file (skipped without ../shared), and the refusals: a bridge
- * run or a non-generate scheme on a generation task. */
+ * receiver_direct run on the real file (skipped without ../shared), and the refusals: a
+ * non-generate scheme or few-shot on a generation task. */
 #include <math.h>
 
 #include "run/gen_eval.h"
@@ -108,13 +108,7 @@ static void test_passkey_runs(void) {
     TP_CHECKF(st == TP_OK, "%s", err.msg);
     if (st == TP_OK) check_gen_run(&f, &res, 5);
     json_decref(s);
-    /* refusals */
-    s = fx_bridge_spec(2, 1);
-    json_object_set_new(s, "task", json_string("passkey"));
-    json_object_set_new(s, "task_options", json_object());
-    st = tp_runner_run(f.runner, s, &res, &err);
-    TP_CHECK(st == TP_EUNSUP && strstr(err.msg, "generation task"));
-    json_decref(s);
+    /* refusals (bridges on generation tasks: test_run_gen_bridge.c) */
     s = json_pack("{s:s, s:s, s:s, s:s}", "baseline", "receiver_direct", "receiver",
                   "tiny_mistral", "task", "passkey", "scoring", "first_token");
     st = tp_runner_run(f.runner, s, &res, &err);
