@@ -15,7 +15,7 @@ Weights are random bf16 (speed does not depend on their values), built on the GP
 configs. Attention uses sdpa. Times are CUDA-event medians after warm-up. Output: one JSON object
 per case on stdout and in --out.
 """
-import argparse, json, math, sys, time
+import argparse, json, math, os, sys, time
 
 import torch
 import torch.nn as nn
@@ -98,7 +98,7 @@ def timed(fn, warm=3, iters=10):
     return ts[len(ts) // 2]
 
 
-def compiled_rows(a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases):
+def compiled_rows(a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases, save):
     """torch.compile peers (inductor, CUDA graphs through mode reduce-overhead) at batch 1."""
     import torch._dynamo
     torch._dynamo.config.cache_size_limit = 64
@@ -138,6 +138,7 @@ def compiled_rows(a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0,
                    peak_mb=torch.cuda.max_memory_allocated() / 2**20, device=torch.cuda.get_device_name(),
                    compile_s=time.time() - t0)
         out.append(row)
+        save(out)
         print(json.dumps(row), flush=True)
     return out
 
@@ -159,11 +160,21 @@ def main():
                          "compiling two 8B models takes minutes)")
     a = ap.parse_args()
     cases = a.cases.split(",")
+
+    def save(rows):
+        """--out after every row (atomically), so a run stopped at the bench's deadline keeps
+        what it measured"""
+        if a.out:
+            with open(a.out + ".tmp", "w") as f:
+                json.dump(rows, f, indent=1)
+            os.replace(a.out + ".tmp", a.out)
+
     torch.backends.cuda.matmul.allow_tf32 = True
     sender = build(llama31_8b_config(), a.layers or None)
     receiver = build(mistral_7b_config(), a.layers or None)
     bridge = Perceiver(m=a.soft).cuda().to(torch.bfloat16)
     rows = []
+    compile_args = None
     ell = min(a.sender_layer, sender.config.num_hidden_layers)
     for B in [int(x) for x in a.batches.split(",")]:
         g = torch.Generator(device="cuda").manual_seed(B)
@@ -227,8 +238,8 @@ def main():
         fns = dict(sender_encode=sender_encode, bridge=run_bridge, receiver_decode=lambda: receiver_decode(soft0),
                    end_to_end=end_to_end, receiver_direct=receiver_direct, text_relay=text_relay,
                    train_step=train_step)
-        if a.compile and B == 1:
-            rows += compiled_rows(a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases)
+        if a.compile and B == 1:  # compiled last: minutes of compiling must not cost eager rows
+            compile_args = (a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases)
         for c in cases:
             if c == "train_step" and B != 8:
                 continue
@@ -240,10 +251,11 @@ def main():
             row = dict(impl="torch", case=c, batch=B, ms=ms, layers=sender.config.num_hidden_layers,
                        peak_mb=torch.cuda.max_memory_allocated() / 2**20, device=torch.cuda.get_device_name())
             rows.append(row)
+            save(rows)
             print(json.dumps(row), flush=True)
-    if a.out:
-        with open(a.out, "w") as f:
-            json.dump(rows, f, indent=1)
+    if compile_args:
+        rows += compiled_rows(*compile_args, save=lambda r: save(rows + r))
+    save(rows)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ static void help(void) {
         "  --peer FILE           peer script (default: none; e.g. bench/peer_torch.py)\n"
         "  --python EXE          interpreter for the peer (default python3)\n"
         "  --peer-compile        also time torch.compile (reduce-overhead) at batch 1\n"
+        "  --deadline S          end within S seconds: the peer is stopped at the deadline and\n"
+        "                        the rows it wrote by then are kept (default: no limit)\n"
         "  --seed N              weight / input seed (default 1234)\n");
 }
 
@@ -67,7 +69,7 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env) {
         static const char *const known[] = {
             "--device", "--batches",      "--cases",  "--layers", "--sender-layer", "--seq",
             "--soft",   "--relay-tokens", "--iters",  "--warmup", "--db",           "--json",
-            "--md",     "--peer",         "--python", "--seed"};
+            "--md",     "--peer",         "--python", "--seed",   "--deadline"};
         int is_known = 0;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
             is_known |= !strcmp(a, known[k]);
@@ -110,6 +112,8 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env) {
             o.peer = v;
         } else if (!strcmp(a, "--python")) {
             o.python = v;
+        } else if (!strcmp(a, "--deadline")) {
+            ok = num("bench", a, v, 1, &o.deadline_s);
         } else if (!strcmp(a, "--seed")) {
             ok = num("bench", a, v, 0, &n);
             o.seed = (uint64_t)n;

@@ -56,6 +56,7 @@ typedef struct bench {
     int n_rows;
     char device[128];
     tp_rng rng;
+    double t_start; /* now_ms() at the start, for --deadline */
 } bench;
 
 static const char *const k_cases[] = {"sender_encode", "bridge",          "receiver_decode",
@@ -419,12 +420,21 @@ static void bench_free(bench *b) {
 /* ---- the PyTorch side ---- */
 static void run_peer(bench *b, tp_err *err) {
     const tp_bench_opts *o = b->o;
-    char out[256], cmd[2048];
+    char out[256], cmd[2048], lim[64] = "";
     snprintf(out, sizeof out, "/tmp/tp_peer_%d.json", (int)getpid());
+    remove(out);
+    if (o->deadline_s > 0) { /* the peer rewrites --out after each row: a stop keeps them */
+        int left = (int)((double)o->deadline_s - (now_ms() - b->t_start) / 1e3);
+        if (left < 5) {
+            fprintf(stderr, "bench: warning: no time left before --deadline; peer not run\n");
+            return;
+        }
+        snprintf(lim, sizeof lim, "timeout --kill-after=5 %d ", left);
+    }
     snprintf(cmd, sizeof cmd,
-             "%s '%s' --batches '%s' --cases '%s' --layers %d --sender-layer %d --seq %d --soft "
+             "%s%s '%s' --batches '%s' --cases '%s' --layers %d --sender-layer %d --seq %d --soft "
              "%d --relay-tokens %d --iters %d --out '%s'%s",
-             o->python ? o->python : "python3", o->peer, o->batches,
+             lim, o->python ? o->python : "python3", o->peer, o->batches,
              o->cases && o->cases[0] ? o->cases
                                      : "sender_encode,bridge,receiver_decode,end_to_end,"
                                        "receiver_direct,text_relay,train_step",
@@ -433,11 +443,10 @@ static void run_peer(bench *b, tp_err *err) {
     fprintf(stderr, "bench: running the PyTorch peer: %s\n", cmd);
     fflush(stderr);
     int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "bench: warning: peer_torch.py exited with status %d; no ratios\n",
-                WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
-        return;
-    }
+    if (rc != 0) /* stopped at the deadline or failed: keep the rows it wrote */
+        fprintf(stderr, "bench: warning: peer_torch.py exited with status %d%s\n",
+                WIFEXITED(rc) ? WEXITSTATUS(rc) : rc,
+                WIFEXITED(rc) && WEXITSTATUS(rc) == 124 ? " (--deadline)" : "");
     json_error_t je;
     json_t *arr = json_load_file(out, 0, &je);
     if (!json_is_array(arr)) {
@@ -578,6 +587,7 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
     bench bb, *b = &bb;
     memset(b, 0, sizeof bb);
     b->o = o;
+    b->t_start = now_ms();
     b->rng = (tp_rng){o->seed, 1, 0};
     snprintf(b->device, sizeof b->device, "cpu");
 #ifdef TP_HAVE_CUDA

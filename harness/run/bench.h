@@ -32,6 +32,8 @@ typedef struct tp_bench_opts {
     const char *peer;   /* path of peer_torch.py, or NULL to skip the PyTorch side */
     const char *python; /* interpreter for the peer (default python3) */
     int peer_compile;   /* also time the torch.compile peer (batch 1; minutes of compiling) */
+    int deadline_s;     /* > 0: the whole bench ends within this many seconds of its start (the
+                           peer is killed at the deadline; rows it wrote by then are kept) */
     uint64_t seed;
 } tp_bench_opts;
 

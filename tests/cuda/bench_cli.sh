@@ -37,6 +37,22 @@ check '[ $? -eq 2 ] && grep -q "needs --tiny" "$D/e2"' "cpu without --tiny: exit
 check '[ $? -eq 2 ] && grep -q "batches" "$D/e3"' "bad --batches: exit 2"
 "$T" bench --iters 0 >/dev/null 2>"$D/e4"
 check '[ $? -eq 2 ] && grep -q "iters" "$D/e4"' "--iters 0: exit 2"
+# --deadline: a peer still running at the deadline is stopped, the rows it wrote are kept
+cat >"$D/peer.sh" <<'EOF2'
+out=""
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+echo '[{"impl": "torch", "case": "bridge", "batch": 1, "ms": 2.5, "peak_mb": 1, "device": "fake"}]' >"$out"
+sleep 60
+EOF2
+t0=$(date +%s)
+"$T" bench --device cpu --tiny --batches 1 --iters 1 --warmup 0 --cases bridge --deadline 12 \
+  --python bash --peer "$D/peer.sh" --json "$D/d.json" >/dev/null 2>"$D/e5"
+rc=$?
+t1=$(date +%s)
+check '[ $rc -eq 0 ] && [ $((t1 - t0)) -lt 40 ]' "--deadline stops the peer (rc $rc, $((t1 - t0)) s)"
+check 'grep -q "(--deadline)" "$D/e5"' "the stop is reported: $(tail -2 "$D/e5")"
+check 'grep -q "\"impl\": \"torch\"" "$D/d.json"' "the peer row written before the stop is kept"
+
 "$T" bench --help | grep -q "train_step"
 check '[ $? -eq 0 ]' "--help describes the cases"
 exit $fail
