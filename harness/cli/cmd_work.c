@@ -18,7 +18,8 @@
 
 static const char *USAGE =
     "usage: telepathy work --sweep NAME [--db PATH] [--gpus LIST] [--retries N] [--fail-fast]\n"
-    "                      [--heartbeat S] [--stale S] [--worker LABEL] [--set k=v ...]\n"
+    "                      [--heartbeat S] [--stale S] [--grace S] [--worker LABEL]\n"
+    "                      [--set k=v ...]\n"
     "       telepathy work --one --plan DIR/plan.json [--index I] --shard DIR/shard_I.db\n"
     "                      [--retries N]\n"
     "\n"
@@ -32,10 +33,12 @@ static const char *USAGE =
     "  --heartbeat S   heartbeat period in seconds (default 10)\n"
     "  --stale S       a claim whose heartbeat is older than S seconds returns to pending\n"
     "                  (default 120; a dead worker on this host is noticed at once)\n"
+    "  --grace S       on SIGTERM / SIGUSR1, let the training run up to S more seconds to write\n"
+    "                  its next checkpoint before releasing (default 0; Slurm tasks get 60)\n"
     "  --one           Slurm array task mode (what `telepathy submit` writes): run item I of\n"
     "                  --plan (default I = $SLURM_ARRAY_TASK_ID) into the shard db --shard\n"
-    "SIGTERM / SIGUSR1 / SIGINT: the running configuration is marked interrupted (its last\n"
-    "checkpoint is kept), its claim returns to pending, and the worker exits with status 75.\n"
+    "SIGTERM / SIGUSR1 / SIGINT: after --grace, the running configuration is marked interrupted\n"
+    "(its checkpoints are kept), its claim returns to pending, and the worker exits with 75.\n"
     "\n"
     "exit status: 0 every claimed configuration is done, 1 some failed or the db failed,\n"
     "2 usage error, 75 stopped by a signal\n";
@@ -43,7 +46,7 @@ static const char *USAGE =
 typedef struct work_args {
     const char *sweep, *db, *gpus, *worker, *plan, *shard, *index;
     int retries, fail_fast, one;
-    double heartbeat, stale;
+    double heartbeat, stale, grace;
     const char **sets;
     int nsets;
 } work_args;
@@ -67,7 +70,7 @@ typedef struct spawn {
     const work_args *a;
     tp_cli_env *env;
     char exe[PATH_MAX], db[PATH_MAX];
-    char rbuf[32], hbuf[64], sbuf[64];
+    char rbuf[32], hbuf[64], sbuf[64], gbuf[64];
 } spawn;
 
 /* Starts a single-worker child for device dev; returns its pid or -1. */
@@ -88,6 +91,7 @@ static pid_t start_worker(const spawn *sp, const char *dev) {
     args[k++] = "--retries", args[k++] = sp->rbuf;
     args[k++] = "--heartbeat", args[k++] = sp->hbuf;
     args[k++] = "--stale", args[k++] = sp->sbuf;
+    args[k++] = "--grace", args[k++] = sp->gbuf;
     if (a->fail_fast) args[k++] = "--fail-fast";
     for (int i = 0; i < a->nsets && k < 90; i++) args[k++] = "--set", args[k++] = a->sets[i];
     args[k] = NULL;
@@ -122,6 +126,7 @@ static int spawn_workers(const work_args *a, const char *db, tp_cli_env *env) {
     snprintf(sp.rbuf, sizeof sp.rbuf, "%d", a->retries);
     snprintf(sp.hbuf, sizeof sp.hbuf, "%g", a->heartbeat);
     snprintf(sp.sbuf, sizeof sp.sbuf, "%g", a->stale);
+    snprintf(sp.gbuf, sizeof sp.gbuf, "%g", a->grace);
     char *list = strdup(a->gpus);
     if (!list) return 1;
     enum { MAXW = 64 };
@@ -272,6 +277,8 @@ int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
             a.retries = (int)d;
         } else if ((v = tp_cli_opt(argc, argv, &i, "--heartbeat", &missing))) {
             if ((rc = parse_num(cmd, "--heartbeat", v, 0.05, &a.heartbeat))) goto out;
+        } else if ((v = tp_cli_opt(argc, argv, &i, "--grace", &missing))) {
+            if ((rc = parse_num(cmd, "--grace", v, 0, &a.grace))) goto out;
         } else if ((v = tp_cli_opt(argc, argv, &i, "--stale", &missing))) {
             if ((rc = parse_num(cmd, "--stale", v, 0.1, &a.stale))) goto out;
         } else if (missing) {
@@ -365,6 +372,7 @@ int tp_cmd_work(int argc, char **argv, tp_cli_env *env) {
     o.retries = a.retries;
     o.fail_fast = a.fail_fast;
     o.heartbeat_s = a.heartbeat;
+    o.grace_s = a.grace;
     o.stale_s = a.stale;
     o.exclusive = a.one;
     o.progress = 0;

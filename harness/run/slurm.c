@@ -138,6 +138,11 @@ tp_status tp_slurm_write_script(const tp_slurm_opts *o, const tp_sweep *sw, int 
         "task.\n# Each task writes only its own shard; fold them in with:\n"
         "#   telepathy merge %s/shard_*.db --into %s\n",
         sw->name, sw->uid, n, o->dir, "results.db");
+    /* half the warning time before the limit, and at most a minute (SIGTERM on preemption is
+     * followed by SIGKILL after the cluster's KillWait, often 30 s: a shorter wait is cut short,
+     * which is safe) */
+    int lead = o->signal_before_s > 0 ? o->signal_before_s : 120;
+    int grace = lead / 2 < 60 ? lead / 2 : 60;
     sh_quote(q1, sizeof q1, o->workdir ? o->workdir : ".");
     OUT("cd %s || exit 1\n", q1);
     sh_quote(q1, sizeof q1, o->telepathy);
@@ -157,8 +162,9 @@ tp_status tp_slurm_write_script(const tp_slurm_opts *o, const tp_sweep *sw, int 
     sh_quote(q3, sizeof q3, shard_prefix);
     OUT(" work --one --plan %s --index \"$SLURM_ARRAY_TASK_ID\" --shard "
         "%s\"$SLURM_ARRAY_TASK_ID\"'.db'"
-        " --retries %d --worker \"slurm ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n",
-        q2, q3, o->retries);
+        " --retries %d --grace %d --worker \"slurm "
+        "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n",
+        q2, q3, o->retries, grace);
 #undef OUT
     tp_status st = len >= bcap ? tp_errf(err, TP_ERANGE, "submit: the sbatch script is too long")
                                : tp_write_file_atomic(path, b, len, err);

@@ -56,15 +56,59 @@ typedef struct hb_state {
     pthread_mutex_t mu; /* held while an item's claim changes hands (finish vs release) */
     tp_store *s;        /* the thread's own connection */
     double period;
+    double grace;
     int64_t item_id; /* 0 = idle */
     char hash[65];
     int quit;
 } hb_state;
 
+/* Checkpoints this process has recorded for the item's running run; -1 when it is not running
+ * here (finished meanwhile, or not begun yet). */
+static int64_t my_checkpoints(hb_state *h) {
+    const char *sql = "SELECT r.status = 'running' AND r.host = ?2 AND r.pid = ?3, (SELECT "
+                      "count(*) FROM artifacts a WHERE a.run_id = r.id AND a.kind = "
+                      "'checkpoint') FROM runs r WHERE r.config_hash = ?1";
+    sqlite3_stmt *q;
+    tp_err err = {0};
+    int64_t n = -1;
+    if (tp_sw_prepare(h->s, sql, &q, &err) != TP_OK) return -1;
+    sqlite3_bind_text(q, 1, h->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, tp_sw_host(), -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 3, (int)getpid());
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0)) n = sqlite3_column_int64(q, 1);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* The training goes on meanwhile: its next periodic checkpoint, if it comes within the grace
+ * period, is what the requeued task resumes from. */
+static void wait_for_checkpoint(hb_state *h) {
+    if (h->grace <= 0) return;
+    int64_t before = my_checkpoints(h);
+    if (before < 0) return;
+    double t0 = now_s();
+    while (now_s() - t0 < h->grace) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        int64_t n = my_checkpoints(h);
+        if (n != before) {
+            if (n > before)
+                fprintf(stderr, "telepathy work: checkpoint written %.1f s after the signal\n",
+                        now_s() - t0);
+            return;
+        }
+    }
+    fprintf(stderr,
+            "telepathy work: no new checkpoint within the %.0f s grace period; the run "
+            "resumes from its previous one\n",
+            h->grace);
+}
+
 /* The run this process is running for the item is `interrupted` (its checkpoints stay
  * recorded, so the next attempt resumes) and the claim goes back to pending. Then the process
  * ends: the main thread may be deep inside a training step. */
 static void preempt(hb_state *h) {
+    wait_for_checkpoint(h);
     int sig = (int)g_stop;
     char why[256];
     snprintf(why, sizeof why, "signal %d (%s) to worker pid %d on %s: released for a requeued task",
@@ -325,6 +369,7 @@ tp_status tp_worker_run(const tp_worker_opts *o, tp_worker_stats *stats, tp_err 
     hb_state hb = {0};
     pthread_mutex_init(&hb.mu, NULL);
     hb.period = o->heartbeat_s > 0 ? o->heartbeat_s : 10;
+    hb.grace = o->grace_s;
     w.hb = &hb;
     pthread_t th;
     int have_thread = 0;

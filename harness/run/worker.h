@@ -1,9 +1,9 @@
 /* worker.h — a sweep worker (docs/sweeps.md): claims the sweep's items one at a time from a
  * results db (or a Slurm task's shard), runs each through the runner (models loaded once per
  * worker and reused across configurations), and marks it done or failed. A heartbeat thread with
- * its own connection refreshes the claim; SIGTERM / SIGUSR1 / SIGINT make the worker mark the
- * run `interrupted` (its last periodic checkpoint stays recorded), release the claim back to
- * pending and exit, so a requeued task resumes the run. */
+ * its own connection refreshes the claim; SIGTERM / SIGUSR1 / SIGINT make the worker wait up to
+ * grace_s for the training's next checkpoint, mark the run `interrupted` (its checkpoints stay
+ * recorded), release the claim back to pending and exit, so a requeued task resumes the run. */
 #ifndef TP_RUN_WORKER_H
 #define TP_RUN_WORKER_H
 
@@ -23,6 +23,8 @@ typedef struct tp_worker_opts {
     int retries;          /* extra attempts of a failed configuration (0 = none) */
     int fail_fast;        /* a final failure stops the whole sweep */
     double heartbeat_s;   /* <= 0: 10 s */
+    double grace_s;       /* on a stop signal, wait up to this long for the running training's
+                           * next checkpoint before releasing (0: release at once) */
     double stale_s;       /* <= 0: 120 s */
     int exclusive;        /* the db is this worker's alone (a shard) */
     int progress;         /* runner progress output: -1 auto, 0 off, 1 on */

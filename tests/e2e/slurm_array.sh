@@ -168,6 +168,8 @@ echo "array finished after $SECONDS s"
 [ -z "$(squeue -h -j "$J")" ] || { echo "FAIL: the array did not finish"; squeue; fail=1; }
 grep -q "released for a requeued task" "$W/sub/logs/task_0.log" || {
   echo "FAIL: task 0's worker did not release its claim on SIGTERM"; fail=1; }
+grep -q "checkpoint written .* after the signal" "$W/sub/logs/task_0.log" || {
+  echo "FAIL: task 0 did not checkpoint within its grace period"; fail=1; }
 grep -Eq "item [0-9]+ resumed" "$W/sub/logs/task_0.log" || {
   echo "FAIL: the requeued task did not resume the run from its checkpoint"; fail=1; }
 # the killed task's configuration stays pending after the merge; submitting again runs it

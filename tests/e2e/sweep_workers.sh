@@ -1,8 +1,9 @@
 #!/bin/bash
 # sweep_workers.sh — sweeps on one host with CPU workers (issue 9): plan is idempotent; `work
 # --gpus cpu,cpu` runs every configuration exactly once; a worker killed with SIGKILL mid-run is
-# replaced and its configuration resumed, not lost or duplicated; SIGTERM releases the claim
-# (exit 75, item pending, run interrupted) and the next worker resumes it; keep-going with
+# replaced and its configuration resumed, not lost or duplicated; SIGTERM lets the training write
+# its next checkpoint (--grace), then releases the claim (exit 75, item pending, run
+# interrupted) and the next worker resumes it; keep-going with
 # --retries records the failure class and attempts; --fail-fast stops the sweep; a model changed
 # after planning fails as config_drift without running; a shard that hits a file size limit
 # fails with a clear message and the task's next attempt completes it; status shows counts;
@@ -79,7 +80,7 @@ check "a resumed attempt" 1 "$(q "SELECT count(*) AS n FROM runs WHERE attempt =
 
 # 3. SIGTERM releases the claim; the next worker resumes the run
 "$T" plan "$work/sweep.lua" --sweep c --db r.db -- "$work" 80 1 >/dev/null || exit 1
-"$T" work --sweep c --db r.db 2>"$work/w3.err" &
+"$T" work --sweep c --db r.db --grace 30 2>"$work/w3.err" &
 bg=$!
 for _ in $(seq 1 600); do
   n=$(q "SELECT count(*) AS n FROM artifacts a JOIN runs r ON r.id = a.run_id WHERE r.status = 'running'")
@@ -89,10 +90,14 @@ done
 kill -TERM $bg
 wait $bg; rc=$?; bg=0
 check "exit status after SIGTERM" 75 $rc
+grep -q "checkpoint written .* after the signal" "$work/w3.err" || {
+  echo "FAIL: no checkpoint within the grace period"; cat "$work/w3.err"; fail=1; }
+ck=$(q "SELECT count(*) AS n FROM artifacts a JOIN runs r ON r.id = a.run_id WHERE r.status = 'interrupted'")
 check "released item" "pending:preempted" "$(q "SELECT i.status || ':' || i.error_class AS n FROM sweep_items i JOIN sweeps s ON s.id = i.sweep_id WHERE s.name = 'c'")"
 check "interrupted run" 1 "$(q "SELECT count(*) AS n FROM runs WHERE status = 'interrupted'")"
 "$T" work --sweep c --db r.db 2>"$work/w3b.err" || { echo "FAIL: resuming work"; cat "$work/w3b.err"; fail=1; }
 grep -Eq "item [0-9]+ resumed" "$work/w3b.err" || { echo "FAIL: not resumed"; cat "$work/w3b.err"; fail=1; }
+[ "${ck:-0}" -ge 2 ] 2>/dev/null || { echo "FAIL: expected >= 2 checkpoints before the release, got $ck"; fail=1; }
 check "c done" "done" "$(q "SELECT i.status AS n FROM sweep_items i JOIN sweeps s ON s.id = i.sweep_id WHERE s.name = 'c'")"
 
 # 4. keep-going with --retries: seed 2 fails twice, the others are done

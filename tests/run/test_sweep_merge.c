@@ -372,7 +372,8 @@ static void test_sbatch(void) {
                           "exec '/opt/tp/telepathy' work --one --plan ",
                           "'\\''quoted'\\''",
                           "--index \"$SLURM_ARRAY_TASK_ID\"",
-                          "--retries 2"};
+                          "--retries 2",
+                          "--grace 60"};
     for (size_t i = 0; text && i < sizeof want / sizeof *want; i++)
         TP_CHECKF(strstr(text, want[i]) != NULL, "missing '%s' in:\n%s", want[i], text);
     free(text);
