@@ -30,6 +30,7 @@ void tp_core_free(void *p) {
 }
 
 #define ALIGN     64
+#define DEV_ALIGN 256
 #define MIN_CHUNK ((size_t)1 << 20)
 
 static void *chunk_alloc(tp_device dev, size_t bytes) {
@@ -59,8 +60,11 @@ void tp_arena_init(tp_arena *a, tp_device dev) {
 }
 
 void *tp_arena_alloc(tp_arena *a, size_t bytes) {
-    size_t need = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-    if (need == 0) need = ALIGN;
+    /* device blocks start on 256 bytes: the alignment cuBLASLt's fastest GEMM kernels assume
+     * (a less aligned pointer restricts its algorithm choice) */
+    size_t al = a->dev == TP_CPU ? ALIGN : DEV_ALIGN;
+    size_t need = (bytes + al - 1) / al * al;
+    if (need == 0) need = al;
     while (a->n_chunks == 0 || a->used + need > a->cap[a->cur]) {
         if (a->n_chunks > 0 && a->cur + 1 < a->n_chunks) {
             /* wasted tail counts towards the step so the coalesced chunk is big enough */
