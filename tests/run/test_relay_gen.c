@@ -92,10 +92,10 @@ static void test_passkey_runs(void) {
     TP_CHECK(fx_open(&f, "gen.db"));
     tp_run_result res;
     tp_err err = {0};
-    json_t *s = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:i, s:i}", "baseline",
-                          "receiver_direct", "receiver", "tiny_mistral", "task", "passkey",
-                          "task_options", "n_eval", 12, "filler", 2, "eval_n", 6, "eval_seed", 3,
-                          "max_new_tokens", 6);
+    json_t *s =
+        json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:i, s:i, s:i}", "baseline", "receiver_direct",
+                  "receiver", "tiny_mistral", "task", "passkey", "task_options", "n_eval", 12,
+                  "filler", 2, "eval_n", 6, "eval_seed", 3, "max_new_tokens", 6);
     tp_status st = tp_runner_run(f.runner, s, &res, &err);
     TP_CHECKF(st == TP_OK, "%s", err.msg);
     if (st == TP_OK) check_gen_run(&f, &res, 6);
@@ -109,8 +109,8 @@ static void test_passkey_runs(void) {
     if (st == TP_OK) check_gen_run(&f, &res, 5);
     json_decref(s);
     /* refusals (bridges on generation tasks: test_run_gen_bridge.c) */
-    s = json_pack("{s:s, s:s, s:s, s:s}", "baseline", "receiver_direct", "receiver",
-                  "tiny_mistral", "task", "passkey", "scoring", "first_token");
+    s = json_pack("{s:s, s:s, s:s, s:s}", "baseline", "receiver_direct", "receiver", "tiny_mistral",
+                  "task", "passkey", "scoring", "first_token");
     st = tp_runner_run(f.runner, s, &res, &err);
     TP_CHECK(st == TP_EINVAL && strstr(err.msg, "generate"));
     json_decref(s);
