@@ -95,9 +95,24 @@ static inline int64_t sw_fake_run(tp_store *s, int i, int failed) {
     TP_CHECKF(tp_store_run_begin(s, &m, &id, &attempt, &err) == TP_OK, "%s", err.msg);
     tp_metric_row mr = {0, "train/loss", 1.5};
     TP_CHECK(tp_store_metrics_add(s, id, &mr, 1, &err) == TP_OK);
-    tp_result_row rr = {"accuracy", 0.5 + 0.01 * i, 0.4, 0.6, "wilson", 16, "first_token", "eval"};
+    tp_result_row rr = {.metric = "accuracy",
+                        .value = 0.5 + 0.01 * i,
+                        .ci_low = 0.4,
+                        .ci_high = 0.6,
+                        .ci_method = "wilson",
+                        .n = 16,
+                        .scheme = "first_token",
+                        .split = "eval"};
     TP_CHECK(tp_store_results_add(s, id, &rr, 1, &err) == TP_OK);
-    tp_prediction_row pr = {"eval", "1", "a", "b", "c", "pos", "pos", 1, 0.9};
+    tp_prediction_row pr = {.split = "eval",
+                            .example_id = "1",
+                            .example_hash = "a",
+                            .prompt_hash = "b",
+                            .target_hash = "c",
+                            .gold = "pos",
+                            .prediction = "pos",
+                            .correct = 1,
+                            .score = 0.9};
     TP_CHECK(tp_store_predictions_add(s, id, &pr, 1, &err) == TP_OK);
     TP_CHECKF(tp_store_run_finish(s, id, failed ? TP_RUN_FAILED : TP_RUN_DONE,
                                   failed ? "boom" : NULL, NULL, &err) == TP_OK,

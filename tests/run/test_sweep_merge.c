@@ -250,15 +250,16 @@ static void test_shard_disk_full(void) {
         static char ids[N][16];
         for (int i = 0; i < N; i++) {
             snprintf(ids[i], sizeof ids[i], "%d", i);
-            rows[i] = (tp_prediction_row){"eval",
-                                          ids[i],
-                                          "0123456789abcdef0123456789abcdef",
-                                          "0123456789abcdef0123456789abcdef",
-                                          "0123456789abcdef0123456789abcdef",
-                                          "positive",
-                                          "negative",
-                                          0,
-                                          0.25};
+            const char *h = "0123456789abcdef0123456789abcdef";
+            rows[i] = (tp_prediction_row){.split = "eval",
+                                          .example_id = ids[i],
+                                          .example_hash = h,
+                                          .prompt_hash = h,
+                                          .target_hash = h,
+                                          .gold = "positive",
+                                          .prediction = "negative",
+                                          .correct = 0,
+                                          .score = 0.25};
         }
         for (int k = 0; st == TP_OK && k < 20; k++)
             st = tp_store_predictions_add(c, id, rows, N, &e);
