@@ -105,8 +105,8 @@ void tp_runner_free(tp_runner *r) {
         int shared = 0;
         for (int j = 0; j < i; j++) shared |= r->models[j]->m == r->models[i]->m;
         if (!shared) tp_model_free(r->models[i]->m);
-        free(r->models[i]);
     }
+    for (int i = 0; i < r->n_models; i++) free(r->models[i]); /* after: the loop above reads them */
     free(r->last_losses);
     free(r->traceback);
     free(r);
