@@ -1,8 +1,8 @@
-/* bridge_util.h — pieces shared by the study's smaller bridges (mlp, linear, meanpool, identity,
- * linear_probe, vq, fsq, prompt_tuning): the alpha options and the closing RMS-normalise x alpha
- * (STUDY.md "Bridges": all end with it), parameter creation with one Philox stream per
- * parameter, input checks, masked mean-pool, last-non-pad-token selection and repetition over
- * the M soft tokens.
+/* bridge_util.h — pieces shared by the study's bridges (mlp, linear, meanpool, identity,
+ * linear_probe, vq, fsq, prompt_tuning, perceiver, latent_cot, diffusion): the alpha options and
+ * the closing RMS-normalise x alpha (STUDY.md "Bridges": all end with it), parameter creation with
+ * one Philox stream per parameter, input checks, masked mean-pool, last-non-pad-token selection and
+ * repetition over the M soft tokens.
  *
  * Static functions in a header on purpose: each bridge stays one self-contained .so that links
  * nothing of the host (the loadable-extension rule), while the shared logic is written once.
@@ -105,29 +105,35 @@ BU_STATIC tp_status bu_dims_ok(const char *bridge, const tp_bridge_dims *dims, t
     return TP_OK;
 }
 
-/* Reads alpha_init / alpha_learnable (same rules and messages as perceiver.c) and, when
- * learnable, registers the parameter "alpha". */
-BU_STATIC tp_status bu_alpha_make(bu_init *in, const tp_options *o, const tp_bridge_dims *dims,
-                                  tp_params *ps, bu_alpha *al, tp_err *err) {
-    memset(al, 0, sizeof *al);
+/* Reads alpha_init ("calibrated" = dims->recv_embed_rms, or a finite number) into *a0. */
+BU_STATIC tp_status bu_alpha_parse(const char *bridge, const tp_options *o,
+                                   const tp_bridge_dims *dims, float *a0, tp_err *err) {
     double a = BU_API->opt_float(o, "alpha_init");
     if (isnan(a)) {
         const char *word = BU_API->opt_string(o, "alpha_init");
         if (!word || strcmp(word, "calibrated") != 0)
             return BU_API->errf(err, TP_EINVAL,
                                 "%s: option alpha_init = '%s': expected 'calibrated' or a number",
-                                in->bridge, word ? word : "(null)");
+                                bridge, word ? word : "(null)");
         a = dims->recv_embed_rms;
         if (!(a > 0) || !isfinite(a))
             return BU_API->errf(err, TP_EINVAL,
                                 "%s: alpha_init = calibrated needs the receiver embedding RMS, "
                                 "but dims.recv_embed_rms = %g; give alpha_init a number instead",
-                                in->bridge, a);
+                                bridge, a);
     } else if (!isfinite(a)) {
         return BU_API->errf(err, TP_EINVAL, "%s: option alpha_init = %g: expected a finite number",
-                            in->bridge, a);
+                            bridge, a);
     }
-    al->a0 = (float)a;
+    *a0 = (float)a;
+    return TP_OK;
+}
+
+/* When alpha_learnable, registers the parameter "alpha" [1] = al->a0 (al->a0 already parsed);
+ * for bridges that must read the options before creating any parameter. */
+BU_STATIC tp_status bu_alpha_param(bu_init *in, const tp_options *o, tp_params *ps, bu_alpha *al,
+                                   tp_err *err) {
+    al->p = NULL;
     if (BU_API->opt_bool(o, "alpha_learnable")) {
         al->p = bu_param(in, ps, "alpha", TP_DIMS(1), BU_VALUE, al->a0, err);
         if (!al->p) return bu_code(err);
@@ -135,10 +141,25 @@ BU_STATIC tp_status bu_alpha_make(bu_init *in, const tp_options *o, const tp_bri
     return TP_OK;
 }
 
+/* Reads alpha_init / alpha_learnable (same rules and messages as perceiver.c) and, when
+ * learnable, registers the parameter "alpha". */
+BU_STATIC tp_status bu_alpha_make(bu_init *in, const tp_options *o, const tp_bridge_dims *dims,
+                                  tp_params *ps, bu_alpha *al, tp_err *err) {
+    memset(al, 0, sizeof *al);
+    TP_TRY(bu_alpha_parse(in->bridge, o, dims, &al->a0, err));
+    return bu_alpha_param(in, o, ps, al, err);
+}
+
+/* RMSNorm(x) * alpha over the last dim with the given epsilon: each soft token gets RMS
+ * |alpha|. */
+BU_STATIC tp_tensor *bu_alpha_apply_eps(tp_ctx *c, const bu_alpha *al, tp_tensor *x, float eps) {
+    tp_tensor *alpha = al->p ? al->p : tp_full(c, TP_F32, TP_DIMS(1), al->a0);
+    return tp_mul(c, tp_rmsnorm(c, x, NULL, eps), alpha);
+}
+
 /* RMSNorm(x) * alpha over the last dim: each soft token gets RMS |alpha|. */
 BU_STATIC tp_tensor *bu_alpha_apply(tp_ctx *c, const bu_alpha *al, tp_tensor *x) {
-    tp_tensor *alpha = al->p ? al->p : tp_full(c, TP_F32, TP_DIMS(1), al->a0);
-    return tp_mul(c, tp_rmsnorm(c, x, NULL, BU_RMS_EPS), alpha);
+    return bu_alpha_apply_eps(c, al, x, BU_RMS_EPS);
 }
 
 BU_STATIC void bu_metric(tp_bridge_out *out, const char *name, double v) {

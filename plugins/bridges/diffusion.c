@@ -76,7 +76,11 @@
 
 TP_PLUGIN_DEFINE_API;
 
+#include "bridge_util.h"
+#include "resampler.h"
+
 #define API             tp_plugin_api_
+#define DF_NAME         "diffusion"
 #define DF_MAX_DEPTH    8   /* 16 + 24 per block parameters: 208 at most, under TP_MAX_PARAMS */
 #define DF_TFREQ        256 /* DiT's timestep frequency embedding size */
 #define DF_LN_EPS       1e-6f
@@ -110,16 +114,12 @@ static const tp_option_spec df_options[] = {
     {"alpha_learnable", TP_OPT_BOOL, "true", 1, 0, NULL, "train the output scale alpha"},
 };
 
-typedef struct df_attn {
-    tp_tensor *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
-} df_attn;
-
 typedef struct df_block {
     tp_tensor *ada_w, *ada_b; /* [6W,W], [6W] */
-    df_attn self;
+    rs_attn self;
     tp_tensor *lnc_w, *lnc_b;
-    df_attn cross;
-    tp_tensor *ff1_w, *ff1_b, *ff2_w, *ff2_b;
+    rs_attn cross;
+    rs_ffn ffn;
 } df_block;
 
 /* Every tensor of the network; only pointers, so it doubles as an array of slots (df_wset). */
@@ -151,114 +151,64 @@ typedef struct df_state {
     df_wset live, ema;
     tp_rng train_rng;
     uint64_t seed, sample_seed;
-    int n_init;
     tp_tensor *target, *target_mask; /* from set_target, for the next training forward */
 } df_state;
 
 /* ---- parameters ------------------------------------------------------------------------------ */
 
-typedef enum { DF_ZERO, DF_ONE, DF_NORMAL, DF_UNIFORM } df_init;
-
-static tp_tensor *df_param(df_state *s, tp_params *ps, const char *name, int ndim,
-                           const int64_t *shape, df_init how, float a, tp_err *err) {
-    tp_tensor *t = API->param_add(ps, name, ndim, shape, err);
-    if (!t) return NULL;
-    tp_rng rng = {s->seed, DF_STREAM_BASE + (uint64_t)s->n_init++, 0};
-    tp_status st = TP_OK;
-    switch (how) {
-    case DF_ZERO:
-        st = tp_fill_value(t, 0.0);
-        break;
-    case DF_ONE:
-        st = tp_fill_value(t, 1.0);
-        break;
-    case DF_NORMAL:
-        st = tp_fill_normal(t, 0.0f, a, &rng);
-        break;
-    case DF_UNIFORM:
-        st = tp_fill_uniform(t, -a, a, &rng);
-        break;
-    }
-    if (st != TP_OK) {
-        API->errf(err, st, "diffusion: initialising parameter '%s' failed", name);
-        return NULL;
-    }
-    return t;
-}
-
 #define DF_P(dst, name, how, a, ...)                                                               \
     do {                                                                                           \
-        (dst) = df_param(s, ps, (name), TP_DIMS(__VA_ARGS__), (how), (a), err);                    \
-        if (!(dst)) return (err && err->code) ? err->code : TP_ENOMEM;                             \
+        (dst) = bu_param(in, ps, (name), TP_DIMS(__VA_ARGS__), (how), (a), err);                   \
+        if (!(dst)) return bu_code(err);                                                           \
     } while (0)
 
 static float xavier(int64_t fan_out, int64_t fan_in) {
     return sqrtf(6.0f / (float)(fan_in + fan_out));
 }
 
-static tp_status df_make_attn(df_state *s, tp_params *ps, const char *prefix, df_attn *a,
-                              tp_err *err) {
-    int64_t w = s->width;
-    char n[64];
-#define DF_N(suffix) (snprintf(n, sizeof n, "%s.%s", prefix, suffix), n)
-    DF_P(a->wq, DF_N("q.weight"), DF_UNIFORM, xavier(w, w), w, w);
-    DF_P(a->bq, DF_N("q.bias"), DF_ZERO, 0, w);
-    DF_P(a->wk, DF_N("k.weight"), DF_UNIFORM, xavier(w, w), w, w);
-    DF_P(a->bk, DF_N("k.bias"), DF_ZERO, 0, w);
-    DF_P(a->wv, DF_N("v.weight"), DF_UNIFORM, xavier(w, w), w, w);
-    DF_P(a->bv, DF_N("v.bias"), DF_ZERO, 0, w);
-    DF_P(a->wo, DF_N("out.weight"), DF_UNIFORM, xavier(w, w), w, w);
-    DF_P(a->bo, DF_N("out.bias"), DF_ZERO, 0, w);
-#undef DF_N
-    return TP_OK;
-}
-
-static tp_status df_make_block(df_state *s, tp_params *ps, int i, df_block *b, tp_err *err) {
+static tp_status df_make_block(df_state *s, bu_init *in, tp_params *ps, int i, df_block *b,
+                               tp_err *err) {
     int64_t w = s->width, f = (int64_t)s->ffn * s->width;
     char n[64], pre[32];
     snprintf(pre, sizeof pre, "blocks.%d", i);
 #define DF_N(suffix) (snprintf(n, sizeof n, "%s.%s", pre, suffix), n)
-    DF_P(b->ada_w, DF_N("adaln.weight"), DF_ZERO, 0, 6 * w, w);
-    DF_P(b->ada_b, DF_N("adaln.bias"), DF_ZERO, 0, 6 * w);
-    snprintf(n, sizeof n, "%s.self", pre);
-    TP_TRY(df_make_attn(s, ps, n, &b->self, err));
-    DF_P(b->lnc_w, DF_N("ln_cross.weight"), DF_ONE, 0, w);
-    DF_P(b->lnc_b, DF_N("ln_cross.bias"), DF_ZERO, 0, w);
-    snprintf(n, sizeof n, "%s.cross", pre);
-    TP_TRY(df_make_attn(s, ps, n, &b->cross, err));
-    DF_P(b->ff1_w, DF_N("ffn.0.weight"), DF_UNIFORM, xavier(f, w), f, w);
-    DF_P(b->ff1_b, DF_N("ffn.0.bias"), DF_ZERO, 0, f);
-    DF_P(b->ff2_w, DF_N("ffn.2.weight"), DF_UNIFORM, xavier(w, f), w, f);
-    DF_P(b->ff2_b, DF_N("ffn.2.bias"), DF_ZERO, 0, w);
+    DF_P(b->ada_w, DF_N("adaln.weight"), BU_ZERO, 0, 6 * w, w);
+    DF_P(b->ada_b, DF_N("adaln.bias"), BU_ZERO, 0, 6 * w);
+    /* DiT's attention init: every projection xavier over its own [W,W] */
+    TP_TRY(rs_make_attn_bounds(in, ps, DF_N("self"), w, xavier(w, w), xavier(w, w), &b->self, err));
+    DF_P(b->lnc_w, DF_N("ln_cross.weight"), BU_VALUE, 1, w);
+    DF_P(b->lnc_b, DF_N("ln_cross.bias"), BU_ZERO, 0, w);
+    TP_TRY(
+        rs_make_attn_bounds(in, ps, DF_N("cross"), w, xavier(w, w), xavier(w, w), &b->cross, err));
+    DF_P(b->ffn.w1, DF_N("ffn.0.weight"), BU_UNIFORM, xavier(f, w), f, w);
+    DF_P(b->ffn.b1, DF_N("ffn.0.bias"), BU_ZERO, 0, f);
+    DF_P(b->ffn.w2, DF_N("ffn.2.weight"), BU_UNIFORM, xavier(w, f), w, f);
+    DF_P(b->ffn.b2, DF_N("ffn.2.bias"), BU_ZERO, 0, w);
 #undef DF_N
     return TP_OK;
 }
 
 /* All parameters, in a fixed order (the order fixes each one's init stream). */
-static tp_status df_make_params(df_state *s, tp_params *ps, tp_err *err) {
+static tp_status df_make_params(df_state *s, bu_init *in, tp_params *ps, tp_err *err) {
     df_weights *w = &s->live.w;
     int64_t W = s->width;
-    DF_P(w->x_w, "x_in.weight", DF_UNIFORM, xavier(W, s->d_r), W, s->d_r);
-    DF_P(w->x_b, "x_in.bias", DF_ZERO, 0, W);
-    DF_P(w->pos, "pos", DF_NORMAL, 0.02f, s->m, W);
-    DF_P(w->t1_w, "t_mlp.0.weight", DF_NORMAL, 0.02f, W, DF_TFREQ);
-    DF_P(w->t1_b, "t_mlp.0.bias", DF_ZERO, 0, W);
-    DF_P(w->t2_w, "t_mlp.2.weight", DF_NORMAL, 0.02f, W, W);
-    DF_P(w->t2_b, "t_mlp.2.bias", DF_ZERO, 0, W);
-    DF_P(w->src_w, "src_in.weight", DF_UNIFORM, xavier(W, s->d_s), W, s->d_s);
-    DF_P(w->src_b, "src_in.bias", DF_ZERO, 0, W);
-    DF_P(w->pool_w, "src_pool.weight", DF_UNIFORM, xavier(W, W), W, W);
-    DF_P(w->pool_b, "src_pool.bias", DF_ZERO, 0, W);
-    for (int i = 0; i < s->depth; i++) TP_TRY(df_make_block(s, ps, i, &w->blk[i], err));
-    DF_P(w->fada_w, "final.adaln.weight", DF_ZERO, 0, 2 * W, W);
-    DF_P(w->fada_b, "final.adaln.bias", DF_ZERO, 0, 2 * W);
-    DF_P(w->out_w, "final.out.weight", DF_ZERO, 0, s->d_r, W);
-    DF_P(w->out_b, "final.out.bias", DF_ZERO, 0, s->d_r);
-    if (s->alpha_learnable) {
-        DF_P(w->alpha, "alpha", DF_ZERO, 0, 1);
-        tp_status st = tp_fill_value(w->alpha, s->alpha0);
-        if (st != TP_OK) return API->errf(err, st, "diffusion: setting alpha failed");
-    }
+    DF_P(w->x_w, "x_in.weight", BU_UNIFORM, xavier(W, s->d_r), W, s->d_r);
+    DF_P(w->x_b, "x_in.bias", BU_ZERO, 0, W);
+    DF_P(w->pos, "pos", BU_NORMAL, 0.02f, s->m, W);
+    DF_P(w->t1_w, "t_mlp.0.weight", BU_NORMAL, 0.02f, W, DF_TFREQ);
+    DF_P(w->t1_b, "t_mlp.0.bias", BU_ZERO, 0, W);
+    DF_P(w->t2_w, "t_mlp.2.weight", BU_NORMAL, 0.02f, W, W);
+    DF_P(w->t2_b, "t_mlp.2.bias", BU_ZERO, 0, W);
+    DF_P(w->src_w, "src_in.weight", BU_UNIFORM, xavier(W, s->d_s), W, s->d_s);
+    DF_P(w->src_b, "src_in.bias", BU_ZERO, 0, W);
+    DF_P(w->pool_w, "src_pool.weight", BU_UNIFORM, xavier(W, W), W, W);
+    DF_P(w->pool_b, "src_pool.bias", BU_ZERO, 0, W);
+    for (int i = 0; i < s->depth; i++) TP_TRY(df_make_block(s, in, ps, i, &w->blk[i], err));
+    DF_P(w->fada_w, "final.adaln.weight", BU_ZERO, 0, 2 * W, W);
+    DF_P(w->fada_b, "final.adaln.bias", BU_ZERO, 0, 2 * W);
+    DF_P(w->out_w, "final.out.weight", BU_ZERO, 0, s->d_r, W);
+    DF_P(w->out_b, "final.out.bias", BU_ZERO, 0, s->d_r);
+    if (s->alpha_learnable) DF_P(w->alpha, "alpha", BU_VALUE, s->alpha0, 1);
     return TP_OK;
 }
 #undef DF_P
@@ -280,37 +230,10 @@ static void df_destroy(void *state) {
     free(s);
 }
 
-static tp_status df_alpha_init(const tp_options *o, const tp_bridge_dims *dims, float *out,
-                               tp_err *err) {
-    double a = API->opt_float(o, "alpha_init");
-    if (isnan(a)) {
-        const char *word = API->opt_string(o, "alpha_init");
-        if (!word || strcmp(word, "calibrated") != 0)
-            return API->errf(err, TP_EINVAL,
-                             "diffusion: option alpha_init = '%s': expected 'calibrated' or a "
-                             "number",
-                             word ? word : "(null)");
-        a = dims->recv_embed_rms;
-        if (!(a > 0) || !isfinite(a))
-            return API->errf(err, TP_EINVAL,
-                             "diffusion: alpha_init = calibrated needs the receiver embedding "
-                             "RMS, but dims.recv_embed_rms = %g; give alpha_init a number instead",
-                             a);
-    } else if (!isfinite(a)) {
-        return API->errf(err, TP_EINVAL,
-                         "diffusion: option alpha_init = %g: expected a finite number", a);
-    }
-    *out = (float)a;
-    return TP_OK;
-}
-
 static tp_status df_create(const tp_options *o, const tp_bridge_dims *dims, tp_params *ps,
                            void **state, tp_err *err) {
     *state = NULL;
-    if (!dims || dims->d_sender <= 0 || dims->d_receiver <= 0)
-        return API->errf(err, TP_EINVAL,
-                         "diffusion: sender width %d / receiver width %d: both must be > 0",
-                         dims ? dims->d_sender : 0, dims ? dims->d_receiver : 0);
+    TP_TRY(bu_dims_ok(DF_NAME, dims, err));
     df_state *s = calloc(1, sizeof *s);
     if (!s) return API->errf(err, TP_ENOMEM, "diffusion: out of memory");
     tp_status st = TP_OK;
@@ -396,9 +319,10 @@ static tp_status df_create(const tp_options *o, const tp_bridge_dims *dims, tp_p
         goto fail;
     }
     s->ema_decay = (float)decay;
-    if ((st = df_alpha_init(o, dims, &s->alpha0, err)) != TP_OK) goto fail;
+    if ((st = bu_alpha_parse(DF_NAME, o, dims, &s->alpha0, err)) != TP_OK) goto fail;
     s->train_rng = (tp_rng){s->seed, DF_STREAM_TRAIN, 0};
-    if ((st = df_make_params(s, ps, err)) != TP_OK) goto fail;
+    bu_init in = {DF_NAME, s->seed, DF_STREAM_BASE, 0};
+    if ((st = df_make_params(s, &in, ps, err)) != TP_OK) goto fail;
     *state = s;
     return TP_OK;
 fail:
@@ -473,27 +397,6 @@ static tp_status df_ema_update(df_state *s, tp_ctx *c, tp_err *err) {
 
 /* ---- the network ----------------------------------------------------------------------------- */
 
-/* [B,T,W] -> [B,H,T,Dh] (contiguous, as the attention kernels want it). */
-static tp_tensor *df_split_heads(tp_ctx *c, tp_tensor *x, int64_t b, int64_t t, int h, int64_t dh) {
-    tp_tensor *r = tp_reshape(c, x, TP_DIMS(b, t, h, dh));
-    return tp_contiguous(c, tp_transpose(c, r, 1, 2));
-}
-
-/* nn.MultiheadAttention(q_in -> kv_in), key_mask [B,S] or NULL. */
-static tp_tensor *df_attention(const df_state *s, tp_ctx *c, const df_attn *a, tp_tensor *q_in,
-                               tp_tensor *kv_in, tp_tensor *key_mask) {
-    if (!q_in || !kv_in) return NULL;
-    int64_t b = q_in->shape[0], tq = q_in->shape[1], tk = kv_in->shape[1];
-    int64_t dh = s->width / s->heads;
-    tp_tensor *q = df_split_heads(c, tp_linear(c, q_in, a->wq, a->bq), b, tq, s->heads, dh);
-    tp_tensor *k = df_split_heads(c, tp_linear(c, kv_in, a->wk, a->bk), b, tk, s->heads, dh);
-    tp_tensor *v = df_split_heads(c, tp_linear(c, kv_in, a->wv, a->bv), b, tk, s->heads, dh);
-    tp_attn_cfg cfg = {0, 0, 0, 0.0f};
-    tp_tensor *o = tp_attention(c, q, k, v, key_mask, &cfg); /* [B,H,Tq,Dh] */
-    o = tp_reshape(c, tp_transpose(c, o, 1, 2), TP_DIMS(b, tq, s->width));
-    return tp_linear(c, o, a->wo, a->bo);
-}
-
 /* Chunk i of width W of a modulation [B,1,n*W]. */
 static tp_tensor *df_chunk(const df_state *s, tp_ctx *c, tp_tensor *mod, int i) {
     return tp_slice(c, mod, 2, (int64_t)i * s->width, s->width);
@@ -529,8 +432,7 @@ typedef struct df_src {
 static df_src df_source(const df_state *s, tp_ctx *c, const df_weights *w, tp_tensor *h,
                         tp_tensor *mask) {
     df_src src = {0};
-    tp_tensor *hf = h->dtype == TP_F32 ? h : tp_cast(c, h, TP_F32);
-    src.kv = tp_linear(c, hf, w->src_w, w->src_b);
+    src.kv = tp_linear(c, bu_f32(c, h), w->src_w, w->src_b);
     src.mask = mask;
     src.cpool = tp_linear(c, tp_pool(c, src.kv, mask, TP_POOL_MEAN), w->pool_w, w->pool_b);
     (void)s;
@@ -554,12 +456,13 @@ static tp_tensor *df_net(const df_state *s, tp_ctx *c, const df_weights *w, cons
         tp_tensor *mod = tp_linear(c, sc, bl->ada_w, bl->ada_b); /* [B,1,6W] */
         tp_tensor *h1 = df_modulate(c, y, df_chunk(s, c, mod, 0), df_chunk(s, c, mod, 1));
         y = tp_add(c, y,
-                   tp_mul(c, df_attention(s, c, &bl->self, h1, h1, NULL), df_chunk(s, c, mod, 2)));
+                   tp_mul(c, rs_mha(c, &bl->self, s->width, s->heads, h1, h1, NULL),
+                          df_chunk(s, c, mod, 2)));
         tp_tensor *hc = tp_layernorm(c, y, bl->lnc_w, bl->lnc_b, DF_LNC_EPS);
-        y = tp_add(c, y, df_attention(s, c, &bl->cross, hc, src->kv, src->mask));
+        y = tp_add(c, y, rs_mha(c, &bl->cross, s->width, s->heads, hc, src->kv, src->mask));
         tp_tensor *h2 = df_modulate(c, y, df_chunk(s, c, mod, 3), df_chunk(s, c, mod, 4));
-        tp_tensor *f = tp_gelu(c, tp_linear(c, h2, bl->ff1_w, bl->ff1_b), TP_GELU_TANH);
-        y = tp_add(c, y, tp_mul(c, tp_linear(c, f, bl->ff2_w, bl->ff2_b), df_chunk(s, c, mod, 5)));
+        tp_tensor *f = rs_ffn_forward(c, &bl->ffn, h2, TP_GELU_TANH);
+        y = tp_add(c, y, tp_mul(c, f, df_chunk(s, c, mod, 5)));
     }
     tp_tensor *fm = tp_linear(c, sc, w->fada_w, w->fada_b); /* [B,1,2W] */
     y = df_modulate(c, y, df_chunk(s, c, fm, 0), df_chunk(s, c, fm, 1));
@@ -663,16 +566,8 @@ static tp_status df_forward(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *mas
     memset(out, 0, sizeof *out);
     tp_tensor *target = s->target;
     s->target = NULL; /* step-scoped: never reused by a later forward */
-    if (!h || h->ndim != 3 || h->shape[2] != s->d_s)
-        return API->errf(err, TP_ESHAPE,
-                         "diffusion: sender states must be [B,T,%d]; got %s with ndim %d", s->d_s,
-                         h ? "a tensor" : "no tensor", h ? h->ndim : 0);
-    int64_t b = h->shape[0], t_len = h->shape[1];
-    if (mask && (mask->ndim != 2 || mask->shape[0] != b || mask->shape[1] != t_len))
-        return API->errf(err, TP_ESHAPE, "diffusion: sender mask must be [B,T] = [%lld,%lld]",
-                         (long long)b, (long long)t_len);
-    if (mask && mask->dtype != TP_F32)
-        return API->errf(err, TP_EDTYPE, "diffusion: sender mask must be f32 (1 = token)");
+    TP_TRY(bu_check_input(DF_NAME, s->d_s, h, mask, err));
+    int64_t b = h->shape[0];
     int flow_train = training && !s->refiner;
     if (flow_train && !target)
         return API->errf(err, TP_EINVAL,
