@@ -1,7 +1,7 @@
-/* test_bridges_common.h — fixture shared by the tests of the study's smaller bridges
- * (tests/plugin/test_bridges_*.c): load a bridge .so through the registry, make instances from
- * "k=v" option lists, deterministic inputs, forward into host buffers, and a finite-difference
- * gradient check of every parameter of a tiny configuration. */
+/* test_bridges_common.h — fixture shared by the bridge tests (tests/plugin/test_bridges_*.c,
+ * test_perceiver.c, test_flow_*.c): load a bridge .so (and a loss beside it) through the registry,
+ * make instances from "k=v" option lists, deterministic inputs, forward into host buffers, and a
+ * finite-difference gradient check of every parameter of a tiny configuration. */
 #ifndef TP_TEST_BRIDGES_COMMON_H
 #define TP_TEST_BRIDGES_COMMON_H
 
@@ -13,6 +13,7 @@
 #include "plugin/loader.h"
 #include "plugin/options.h"
 #include "telepathy/bridge.h"
+#include "telepathy/loss.h"
 #include "telepathy/tensor.h"
 #include "tp_test.h"
 
@@ -20,6 +21,7 @@ typedef struct fixture {
     tp_registry *reg;
     const tp_plugin *plugin;
     const tp_bridge_vtable *vt;
+    const tp_loss_vtable *fl; /* a loss loaded beside the bridge (fx_load_loss), or NULL */
 } fixture;
 
 static int fx_open(fixture *f, const char *name) {
@@ -45,6 +47,24 @@ static int fx_open(fixture *f, const char *name) {
 
 static void fx_close(fixture *f) {
     tp_registry_free(f->reg);
+}
+
+/* Loads losses/<name>.so into the fixture's registry as f->fl (after fx_open). On failure the
+ * fixture is closed. */
+__attribute__((unused)) static int fx_load_loss(fixture *f, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/losses/%s.so", getenv("TELEPATHY_PLUGIN_PATH"), name);
+    const tp_plugin *pl = NULL;
+    tp_err err = {0};
+    if (tp_registry_load(f->reg, path, &err) != TP_OK ||
+        tp_registry_find(f->reg, TP_PLUGIN_LOSS, name, &pl, &err) != TP_OK) {
+        TP_CHECKF(0, "loading %s: %s", path, err.msg);
+        fx_close(f);
+        f->reg = NULL;
+        return 0;
+    }
+    f->fl = pl->desc.vtable;
+    return 1;
 }
 
 typedef struct inst {

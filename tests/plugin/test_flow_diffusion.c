@@ -10,77 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin/loader.h"
-#include "plugin/options.h"
-#include "telepathy/bridge.h"
-#include "telepathy/loss.h"
 #include "telepathy/optim.h"
-#include "telepathy/tensor.h"
-#include "tp_test.h"
-
-typedef struct fixture {
-    tp_registry *reg;
-    const tp_plugin *plugin, *flow;
-    const tp_bridge_vtable *vt;
-    const tp_loss_vtable *fl;
-} fixture;
-
-static int fx_open(fixture *f) {
-    memset(f, 0, sizeof *f);
-    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    if (!dir) {
-        TP_CHECKF(0, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
-        return 0;
-    }
-    char p1[4096], p2[4096];
-    snprintf(p1, sizeof p1, "%s/bridges/diffusion.so", dir);
-    snprintf(p2, sizeof p2, "%s/losses/flow_match.so", dir);
-    tp_err err = {0};
-    if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, p1, &err) != TP_OK ||
-        tp_registry_load(f->reg, p2, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_BRIDGE, "diffusion", &f->plugin, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_LOSS, "flow_match", &f->flow, &err) != TP_OK) {
-        TP_CHECKF(0, "loading the plugins: %s", err.msg);
-        tp_registry_free(f->reg);
-        f->reg = NULL;
-        return 0;
-    }
-    f->vt = f->plugin->desc.vtable;
-    f->fl = f->flow->desc.vtable;
-    return 1;
-}
-
-static void fx_close(fixture *f) {
-    tp_registry_free(f->reg);
-}
-
-typedef struct inst {
-    tp_options *opts;
-    tp_params params;
-    void *state;
-} inst;
-
-static tp_status inst_new(fixture *f, const char *opts, const tp_bridge_dims *dims, inst *in,
-                          tp_err *err) {
-    memset(in, 0, sizeof *in);
-    const tp_plugin_desc *d = &f->plugin->desc;
-    TP_TRY(tp_options_new("bridge", d->name, d->options, d->n_options, &in->opts, err));
-    if (opts && *opts) TP_TRY(tp_options_set_list(in->opts, opts, err));
-    return f->vt->create(in->opts, dims, &in->params, &in->state, err);
-}
-
-static void inst_free(fixture *f, inst *in) {
-    if (in->state) f->vt->destroy(in->state);
-    for (int i = 0; i < in->params.n; i++) tp_tensor_free(in->params.p[i]);
-    tp_options_free(in->opts);
-    memset(in, 0, sizeof *in);
-}
-
-static tp_tensor *param_named(inst *in, const char *name) {
-    for (int i = 0; i < in->params.n; i++)
-        if (strcmp(in->params.p[i]->name, name) == 0) return in->params.p[i];
-    return NULL;
-}
+#include "test_bridges_common.h"
 
 static tp_bridge_dims mkdims(int d_s, int d_r, uint64_t seed) {
     tp_bridge_dims d;
@@ -94,54 +25,9 @@ static tp_bridge_dims mkdims(int d_s, int d_r, uint64_t seed) {
     return d;
 }
 
-static float lcg(unsigned *seed) {
-    *seed = *seed * 1664525u + 1013904223u;
-    return 2.0f * (float)(*seed >> 8) / 16777216.0f - 1.0f;
-}
-
-/* Persistent f32 tensor with values in [-a, a). */
-static tp_tensor *persist(int ndim, const int64_t *shape, float a, unsigned *seed) {
-    tp_err err = {0};
-    tp_tensor *t = tp_tensor_alloc(TP_F32, TP_CPU, ndim, shape, &err);
-    if (!t) return NULL;
-    float *p = t->data;
-    for (int64_t i = 0; i < tp_numel(t); i++) p[i] = a * lcg(seed);
-    return t;
-}
-
-static tp_tensor *make_mask(int64_t b, int64_t t, const int *lens) {
-    tp_err err = {0};
-    tp_tensor *m = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(b, t), &err);
-    if (!m) return NULL;
-    float *p = m->data;
-    for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < t; j++) p[i * t + j] = j < lens[i] ? 1.0f : 0.0f;
-    return m;
-}
-
-static tp_tensor *aux_named(const tp_bridge_out *o, const char *name) {
-    for (int i = 0; i < o->n_aux; i++)
-        if (!strcmp(o->aux_name[i], name)) return o->aux[i];
-    return NULL;
-}
-
-static uint32_t flags_of(fixture *f, inst *in) {
-    return TP_BRIDGE_HAS(f->vt, flags) ? f->vt->flags(in->state) : 0;
-}
-
-/* Eval forward; copies the soft tokens into buf. Returns numel or -1. */
-static int64_t eval_soft(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask, float *buf,
-                         int64_t cap) {
-    tp_ctx_reset(c);
-    tp_bridge_out out;
-    tp_err err = {0};
-    if (f->vt->forward(in->state, c, h, mask, 0, &out, &err) != TP_OK) {
-        TP_CHECKF(0, "eval forward: %s", err.msg);
-        return -1;
-    }
-    int64_t n = tp_numel(out.soft);
-    if (n > cap || tp_to_f32_buffer(out.soft, buf, &err) != TP_OK) return -1;
-    return n;
+/* The diffusion bridge and, beside it, the flow_match loss. */
+static int df_open(fixture *f) {
+    return fx_open(f, "diffusion") && fx_load_loss(f, "flow_match");
 }
 
 static double token_rms(const float *x, int d) {
@@ -154,7 +40,7 @@ static double token_rms(const float *x, int d) {
 
 static void test_shapes_and_contract(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "2") == 0);
     tp_bridge_dims dims = mkdims(6, 8, 3);
     inst in;
@@ -165,7 +51,7 @@ static void test_shapes_and_contract(void) {
     if (st != TP_OK) goto out;
     TP_CHECK(f.vt->num_tokens(in.state) == 3);
     TP_CHECKF(in.params.n == 15 + 24 * 2 + 1, "%d params", in.params.n);
-    TP_CHECK(flags_of(&f, &in) == TP_BRIDGE_NEEDS_TARGET);
+    TP_CHECK(bridge_flags(&f, &in) == TP_BRIDGE_NEEDS_TARGET);
     TP_CHECK(TP_BRIDGE_HAS(f.vt, set_target));
     unsigned seed = 1;
     tp_tensor *h = persist(TP_DIMS(2, 5, 6), 3.0f, &seed);
@@ -240,7 +126,7 @@ static void test_shapes_and_contract(void) {
     /* refiner: no target needed */
     st = inst_new(&f, "mode=refiner,tokens=2,width=8,heads=2,depth=1", &dims, &in, &err);
     TP_CHECKF(st == TP_OK, "%s", err.msg);
-    if (st == TP_OK) TP_CHECK(flags_of(&f, &in) == 0);
+    if (st == TP_OK) TP_CHECK(bridge_flags(&f, &in) == 0);
     inst_free(&f, &in);
 out:
     fx_close(&f);
@@ -265,7 +151,7 @@ static int flow_target_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tens
 
 static void test_flow_target(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     /* Two instances with the same seed draw the same t and noise. Give one the real target and
      * the other zeros (RMSNorm(0) = 0): the difference of their flow targets (x1 - x0) is x1 =
      * RMSNorm(resample(target)) exactly. B=2, L=3 (row 1: 2 valid + a wild padded value),
@@ -332,7 +218,7 @@ static void perturb(inst *in, unsigned seed, float a) {
         float *p = in->params.p[i]->data;
         const char *nm = in->params.p[i]->name;
         if (!strcmp(nm, "alpha")) continue;
-        for (int64_t k = 0; k < tp_numel(in->params.p[i]); k++) p[k] += a * lcg(&seed);
+        for (int64_t k = 0; k < tp_numel(in->params.p[i]); k++) p[k] += a * lcg_unit(&seed);
     }
 }
 
@@ -342,7 +228,7 @@ static void perturb(inst *in, unsigned seed, float a) {
  * gradient reaches alpha only. */
 static void test_no_target_leak(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     tp_bridge_dims dims = mkdims(4, 6, 31);
     const char *opts = "tokens=3,width=8,heads=2,depth=1,steps=2,alpha_init=1";
     inst a, b;
@@ -381,7 +267,7 @@ static void test_no_target_leak(void) {
         TP_CHECK(f.vt->set_target(a.state, t1, NULL, &err) == TP_OK);
         TP_CHECK(f.vt->forward(a.state, c, h, NULL, 1, &out, &err) == TP_OK);
         float r[36];
-        for (int i = 0; i < 36; i++) r[i] = lcg(&seed);
+        for (int i = 0; i < 36; i++) r[i] = lcg_unit(&seed);
         tp_tensor *loss = tp_sum_all(c, tp_mul(c, out.soft, tp_from_f32(c, TP_DIMS(2, 3, 6), r)));
         TP_CHECK(loss && tp_backward(c, loss, NULL) == TP_OK);
         for (int i = 0; i < a.params.n; i++) {
@@ -408,7 +294,7 @@ static void test_no_target_leak(void) {
 
 static void test_sampling_deterministic(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     tp_bridge_dims dims = mkdims(6, 8, 11);
     const char *opts = "tokens=3,width=8,heads=2,depth=1,steps=4,alpha_init=1";
     inst a, b, s7, d;
@@ -429,12 +315,12 @@ static void test_sampling_deterministic(void) {
     tp_tensor *tg = persist(TP_DIMS(2, 3, 8), 0.01f, &seed);
     tp_ctx *c = tp_ctx_new(TP_CPU);
     float x1[48], x2[48], x3[48], x4[48], x5[48];
-    TP_CHECK(eval_soft(&f, &a, c, h, NULL, x1, 48) == 48);
-    TP_CHECK(eval_soft(&f, &a, c, h, NULL, x2, 48) == 48);
-    TP_CHECK(eval_soft(&f, &b, c, h, NULL, x3, 48) == 48);
+    TP_CHECK(run_fwd(&f, &a, c, h, NULL, 0, NULL, x1, 48, NULL) == 48);
+    TP_CHECK(run_fwd(&f, &a, c, h, NULL, 0, NULL, x2, 48, NULL) == 48);
+    TP_CHECK(run_fwd(&f, &b, c, h, NULL, 0, NULL, x3, 48, NULL) == 48);
     TP_CHECKF(memcmp(x1, x2, sizeof x1) == 0, "two eval forwards of one bridge differ");
     TP_CHECKF(memcmp(x1, x3, sizeof x1) == 0, "two bridges with one seed sample differently");
-    TP_CHECK(eval_soft(&f, &s7, c, h, NULL, x4, 48) == 48);
+    TP_CHECK(run_fwd(&f, &s7, c, h, NULL, 0, NULL, x4, 48, NULL) == 48);
     TP_CHECKF(memcmp(x1, x4, sizeof x1) != 0, "sample_seed=7 sampled the run seed's noise");
     /* a training forward (it advances the training stream and, EMA on, copies the weights)
      * leaves sampling unchanged */
@@ -442,10 +328,10 @@ static void test_sampling_deterministic(void) {
     tp_bridge_out out;
     TP_CHECK(f.vt->set_target(a.state, tg, NULL, &err) == TP_OK);
     TP_CHECK(f.vt->forward(a.state, c, h, NULL, 1, &out, &err) == TP_OK);
-    TP_CHECK(eval_soft(&f, &a, c, h, NULL, x5, 48) == 48);
+    TP_CHECK(run_fwd(&f, &a, c, h, NULL, 0, NULL, x5, 48, NULL) == 48);
     TP_CHECKF(memcmp(x1, x5, sizeof x1) == 0, "a training forward changed eval sampling");
     /* a different run seed: different weights and noise */
-    TP_CHECK(eval_soft(&f, &d, c, h, NULL, x4, 48) == 48);
+    TP_CHECK(run_fwd(&f, &d, c, h, NULL, 0, NULL, x4, 48, NULL) == 48);
     TP_CHECKF(memcmp(x1, x4, sizeof x1) != 0, "another run seed gave the same samples");
     tp_ctx_free(c);
     tp_tensor_free(h);
@@ -463,7 +349,7 @@ done:
 static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
                       const float *r, int64_t n) {
     float buf[256];
-    if (eval_soft(f, in, c, h, mask, buf, 256) != n) return NAN;
+    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, 256, NULL) != n) return NAN;
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
     return s;
@@ -473,7 +359,7 @@ static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *
  * central difference, on up to 24 entries of each tensor. */
 static void test_grads_euler(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     tp_bridge_dims dims = mkdims(5, 6, 21);
     inst in;
     tp_err err = {0};
@@ -492,7 +378,7 @@ static void test_grads_euler(void) {
     tp_tensor *mask = make_mask(2, 4, (int[]){4, 2});
     tp_ctx *c = tp_ctx_new(TP_CPU);
     float r[36];
-    for (int i = 0; i < 36; i++) r[i] = lcg(&seed);
+    for (int i = 0; i < 36; i++) r[i] = lcg_unit(&seed);
     /* analytic */
     tp_ctx_reset(c);
     tp_bridge_out out;
@@ -559,7 +445,7 @@ static void test_grads_euler(void) {
  * the flow loss reaches every network parameter but not alpha (the soft tokens are not in it). */
 static void test_training_gradients(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     tp_bridge_dims dims = mkdims(5, 6, 23);
     unsigned seed = 8;
     tp_tensor *h = persist(TP_DIMS(2, 4, 5), 1.0f, &seed);
@@ -585,7 +471,7 @@ static void test_training_gradients(void) {
         if (st == TP_OK && mode) {
             TP_CHECK(out.n_aux == 0);
             float r[36];
-            for (int i = 0; i < 36; i++) r[i] = lcg(&seed);
+            for (int i = 0; i < 36; i++) r[i] = lcg_unit(&seed);
             /* a task-like loss: sum(soft * R) for a fixed random R */
             loss = tp_sum_all(c, tp_mul(c, out.soft, tp_from_f32(c, TP_DIMS(2, 3, 6), r)));
         } else if (st == TP_OK) {
@@ -635,9 +521,9 @@ typedef struct toyset {
 static void toy_init(toyset *ts) {
     unsigned seed = 99;
     for (int k = 0; k < LN_CLASSES; k++) {
-        for (int d = 0; d < LN_DS; d++) ts->cls_h[k][d] = 2.0f * lcg(&seed);
+        for (int d = 0; d < LN_DS; d++) ts->cls_h[k][d] = 2.0f * lcg_unit(&seed);
         for (int l = 0; l < LN_L; l++)
-            for (int d = 0; d < LN_DR; d++) ts->proto[k][l][d] = 0.003f * lcg(&seed);
+            for (int d = 0; d < LN_DR; d++) ts->proto[k][l][d] = 0.003f * lcg_unit(&seed);
     }
 }
 
@@ -645,10 +531,10 @@ static void toy_init(toyset *ts) {
 static void toy_batch(const toyset *ts, unsigned *seed, int *cls, tp_tensor *h, tp_tensor *tg) {
     float *hp = h->data, *tp = tg->data;
     for (int b = 0; b < LN_B; b++) {
-        cls[b] = (int)((lcg(seed) + 1.0f) * 0.5f * LN_CLASSES) % LN_CLASSES;
+        cls[b] = (int)((lcg_unit(seed) + 1.0f) * 0.5f * LN_CLASSES) % LN_CLASSES;
         for (int t = 0; t < LN_T; t++)
             for (int d = 0; d < LN_DS; d++)
-                hp[(b * LN_T + t) * LN_DS + d] = ts->cls_h[cls[b]][d] + 0.3f * lcg(seed);
+                hp[(b * LN_T + t) * LN_DS + d] = ts->cls_h[cls[b]][d] + 0.3f * lcg_unit(seed);
         memcpy(tp + b * LN_L * LN_DR, ts->proto[cls[b]], sizeof ts->proto[0]);
     }
 }
@@ -703,7 +589,8 @@ static double toy_sample_cos(fixture *f, inst *in, const toyset *ts) {
     int m = f->vt->num_tokens(in->state);
     float *buf = malloc(sizeof(float) * LN_B * (size_t)m * LN_DR);
     double acc = 0;
-    if (buf && eval_soft(f, in, c, h, NULL, buf, LN_B * m * LN_DR) == LN_B * m * LN_DR) {
+    if (buf &&
+        run_fwd(f, in, c, h, NULL, 0, NULL, buf, LN_B * m * LN_DR, NULL) == LN_B * m * LN_DR) {
         for (int b = 0; b < LN_B; b++)
             for (int j = 0; j < m; j++) {
                 double u = m == 1 ? 0.5 * (LN_L - 1) : (double)j * (LN_L - 1) / (m - 1);
@@ -729,7 +616,7 @@ static double toy_sample_cos(fixture *f, inst *in, const toyset *ts) {
 
 static void test_flow_loss_falls(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     toyset ts;
     toy_init(&ts);
     tp_bridge_dims dims = mkdims(LN_DS, LN_DR, 5);
@@ -770,7 +657,7 @@ static void test_flow_loss_falls(void) {
  * decay the samples differ from both. */
 static void test_ema(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     toyset ts;
     toy_init(&ts);
     tp_bridge_dims dims = mkdims(LN_DS, LN_DR, 6);
@@ -789,12 +676,12 @@ static void test_ema(void) {
         toy_train(&f, &b, &ts, 5, 1e-2f, l) && toy_train(&f, &e, &ts, 5, 1e-2f, l)) {
         tp_tensor *h = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(2, LN_T, LN_DS), &err);
         unsigned seed = 5;
-        for (int i = 0; i < 2 * LN_T * LN_DS; i++) ((float *)h->data)[i] = lcg(&seed);
+        for (int i = 0; i < 2 * LN_T * LN_DS; i++) ((float *)h->data)[i] = lcg_unit(&seed);
         tp_ctx *c = tp_ctx_new(TP_CPU);
         float xa[48], xb[48], xe[48], xlive[48];
-        TP_CHECK(eval_soft(&f, &a, c, h, NULL, xa, 48) == 48);
-        TP_CHECK(eval_soft(&f, &b, c, h, NULL, xb, 48) == 48);
-        TP_CHECK(eval_soft(&f, &e, c, h, NULL, xe, 48) == 48);
+        TP_CHECK(run_fwd(&f, &a, c, h, NULL, 0, NULL, xa, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &b, c, h, NULL, 0, NULL, xb, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &e, c, h, NULL, 0, NULL, xe, 48, NULL) == 48);
         TP_CHECKF(memcmp(xa, xb, sizeof xa) == 0,
                   "EMA (decay 0) after 5 steps differs from the weights after 4 updates");
         TP_CHECKF(memcmp(xa, xe, sizeof xa) != 0, "EMA decay 0.5 changed nothing");
@@ -802,7 +689,7 @@ static void test_ema(void) {
         inst_free(&f, &a);
         TP_CHECK(inst_new(&f, oa, &dims, &a, &err) == TP_OK);
         if (a.state && toy_train(&f, &a, &ts, 5, 1e-2f, l)) {
-            TP_CHECK(eval_soft(&f, &a, c, h, NULL, xlive, 48) == 48);
+            TP_CHECK(run_fwd(&f, &a, c, h, NULL, 0, NULL, xlive, 48, NULL) == 48);
             TP_CHECKF(memcmp(xlive, xb, sizeof xb) != 0, "eval used the live weights");
         }
         tp_ctx_free(c);
@@ -816,20 +703,9 @@ static void test_ema(void) {
 
 /* ---- options -------------------------------------------------------------------------------- */
 
-static void expect_error(fixture *f, const char *opts, const tp_bridge_dims *dims,
-                         const char *needle) {
-    inst in;
-    tp_err err = {0};
-    tp_status st = inst_new(f, opts, dims, &in, &err);
-    TP_CHECKF(st != TP_OK, "'%s' was accepted", opts);
-    TP_CHECKF(strstr(err.msg, needle) != NULL, "'%s': message '%s' lacks '%s'", opts, err.msg,
-              needle);
-    inst_free(f, &in);
-}
-
 static void test_options(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!df_open(&f)) return;
     tp_bridge_dims dims = mkdims(6, 8, 1);
     expect_error(&f, "width=12,heads=5", &dims, "heads = 5 does not divide");
     expect_error(&f, "mode=ddpm", &dims, "mode");
@@ -854,7 +730,7 @@ static void test_options(void) {
     inst_free(&f, &in);
     /* the study's settings are the defaults: 10 Euler steps, EMA 0.999, flow */
     if (inst_new(&f, "width=8,heads=2,depth=1", &dims, &in, &err) == TP_OK) {
-        TP_CHECK(flags_of(&f, &in) == TP_BRIDGE_NEEDS_TARGET);
+        TP_CHECK(bridge_flags(&f, &in) == TP_BRIDGE_NEEDS_TARGET);
         TP_CHECK(f.vt->num_tokens(in.state) == 16);
         TP_CHECK(param_named(&in, "alpha") != NULL);
     }

@@ -7,70 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin/loader.h"
-#include "plugin/options.h"
-#include "telepathy/bridge.h"
-#include "telepathy/tensor.h"
-#include "tp_test.h"
-
-typedef struct fixture {
-    tp_registry *reg;
-    const tp_plugin *plugin;
-    const tp_bridge_vtable *vt;
-} fixture;
-
-static int fx_open(fixture *f) {
-    memset(f, 0, sizeof *f);
-    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    if (!dir) {
-        TP_CHECKF(0, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
-        return 0;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bridges/latent_cot.so", dir);
-    tp_err err = {0};
-    if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, path, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_BRIDGE, "latent_cot", &f->plugin, &err) != TP_OK) {
-        TP_CHECKF(0, "loading %s: %s", path, err.msg);
-        tp_registry_free(f->reg);
-        f->reg = NULL;
-        return 0;
-    }
-    f->vt = f->plugin->desc.vtable;
-    return 1;
-}
-
-static void fx_close(fixture *f) {
-    tp_registry_free(f->reg);
-}
-
-typedef struct inst {
-    tp_options *opts;
-    tp_params params;
-    void *state;
-} inst;
-
-static tp_status inst_new(fixture *f, const char *opts, const tp_bridge_dims *dims, inst *in,
-                          tp_err *err) {
-    memset(in, 0, sizeof *in);
-    const tp_plugin_desc *d = &f->plugin->desc;
-    TP_TRY(tp_options_new("bridge", d->name, d->options, d->n_options, &in->opts, err));
-    if (opts && *opts) TP_TRY(tp_options_set_list(in->opts, opts, err));
-    return f->vt->create(in->opts, dims, &in->params, &in->state, err);
-}
-
-static void inst_free(fixture *f, inst *in) {
-    if (in->state) f->vt->destroy(in->state);
-    for (int i = 0; i < in->params.n; i++) tp_tensor_free(in->params.p[i]);
-    tp_options_free(in->opts);
-    memset(in, 0, sizeof *in);
-}
-
-static tp_tensor *param_named(inst *in, const char *name) {
-    for (int i = 0; i < in->params.n; i++)
-        if (strcmp(in->params.p[i]->name, name) == 0) return in->params.p[i];
-    return NULL;
-}
+#include "test_bridges_common.h"
 
 static tp_bridge_dims mkdims(int d_s, int d_r, uint64_t seed) {
     tp_bridge_dims d;
@@ -84,47 +21,9 @@ static tp_bridge_dims mkdims(int d_s, int d_r, uint64_t seed) {
     return d;
 }
 
-static float lcg(unsigned *seed) {
-    *seed = *seed * 1664525u + 1013904223u;
-    return 2.0f * (float)(*seed >> 8) / 16777216.0f - 1.0f;
-}
-
-static tp_tensor *persist(int ndim, const int64_t *shape, float a, unsigned *seed) {
-    tp_err err = {0};
-    tp_tensor *t = tp_tensor_alloc(TP_F32, TP_CPU, ndim, shape, &err);
-    if (!t) return NULL;
-    float *p = t->data;
-    for (int64_t i = 0; i < tp_numel(t); i++) p[i] = a * lcg(seed);
-    return t;
-}
-
-static tp_tensor *make_mask(int64_t b, int64_t t, const int *lens) {
-    tp_err err = {0};
-    tp_tensor *m = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(b, t), &err);
-    if (!m) return NULL;
-    float *p = m->data;
-    for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < t; j++) p[i * t + j] = j < lens[i] ? 1.0f : 0.0f;
-    return m;
-}
-
-static int64_t run_fwd(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask, float *buf,
-                       int64_t cap) {
-    tp_ctx_reset(c);
-    tp_bridge_out out;
-    tp_err err = {0};
-    if (f->vt->forward(in->state, c, h, mask, 0, &out, &err) != TP_OK) {
-        TP_CHECKF(0, "forward: %s", err.msg);
-        return -1;
-    }
-    int64_t n = tp_numel(out.soft);
-    if (n > cap || tp_to_f32_buffer(out.soft, buf, &err) != TP_OK) return -1;
-    return n;
-}
-
 static void test_shape_rms_mask(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "latent_cot")) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
     tp_bridge_dims dims = mkdims(6, 8, 7);
     inst in;
@@ -161,18 +60,18 @@ static void test_shape_rms_mask(void) {
         TP_CHECK(out.n_metrics == 1 && !strcmp(out.metric_name[0], "alpha"));
     }
     /* training and eval are the same function (no noise, no dropout) */
-    TP_CHECK(run_fwd(&f, &in, c, h, mask, b, 96) == 96);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, b, 96, NULL) == 96);
     TP_CHECK(memcmp(a, b, sizeof a) == 0);
     /* padded keys are inert; a real key matters, for its example only */
     float *hp = h->data;
     for (int t = 3; t < 5; t++)
         for (int d = 0; d < 6; d++) hp[(5 + t) * 6 + d] = 1000.0f * (float)(t + d + 1);
-    TP_CHECK(run_fwd(&f, &in, c, h, mask, b, 96) == 96);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, b, 96, NULL) == 96);
     double maxd = 0;
     for (int i = 0; i < 96; i++) maxd = fmax(maxd, fabs((double)a[i] - b[i]));
     TP_CHECKF(maxd <= 1e-6, "padded keys changed the output by %g", maxd);
     hp[(5 + 1) * 6 + 2] += 1.5f;
-    TP_CHECK(run_fwd(&f, &in, c, h, mask, b, 96) == 96);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, b, 96, NULL) == 96);
     double d0 = 0, d1 = 0;
     for (int i = 0; i < 48; i++) d0 = fmax(d0, fabs((double)a[i] - b[i]));
     for (int i = 48; i < 96; i++) d1 = fmax(d1, fabs((double)a[i] - b[i]));
@@ -189,7 +88,7 @@ out:
  * round 0's changes every later round. */
 static void test_recurrence(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "latent_cot")) return;
     tp_bridge_dims dims = mkdims(8, 8, 3);
     inst in;
     tp_err err = {0};
@@ -203,10 +102,10 @@ static void test_recurrence(void) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     float a[48], b[48];
     tp_tensor *se = param_named(&in, "step_emb");
-    TP_CHECK(run_fwd(&f, &in, c, h, NULL, a, 48) == 48);
+    TP_CHECK(run_fwd(&f, &in, c, h, NULL, 0, NULL, a, 48, NULL) == 48);
     float *sp = se->data;
     sp[2 * 8 + 3] += 0.5f; /* round 2 */
-    TP_CHECK(run_fwd(&f, &in, c, h, NULL, b, 48) == 48);
+    TP_CHECK(run_fwd(&f, &in, c, h, NULL, 0, NULL, b, 48, NULL) == 48);
     sp[2 * 8 + 3] -= 0.5f;
     double early = 0, late = 0;
     for (int i = 0; i < 32; i++) early = fmax(early, fabs((double)a[i] - b[i]));
@@ -216,7 +115,7 @@ static void test_recurrence(void) {
               "by %g",
               early, late);
     sp[0 * 8 + 3] += 0.5f; /* round 0 reaches rounds 1 and 2 through the recurrence */
-    TP_CHECK(run_fwd(&f, &in, c, h, NULL, b, 48) == 48);
+    TP_CHECK(run_fwd(&f, &in, c, h, NULL, 0, NULL, b, 48, NULL) == 48);
     sp[0 * 8 + 3] -= 0.5f;
     for (int r = 0; r < 3; r++) {
         double dr = 0;
@@ -232,17 +131,17 @@ static void test_recurrence(void) {
 static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
                       const float *r, int64_t n) {
     float buf[512];
-    if (run_fwd(f, in, c, h, mask, buf, 512) != n) return NAN;
+    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, 512, NULL) != n) return NAN;
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
     return s;
 }
 
 /* Every parameter's gradient vs a 4-point central difference (the perceiver test's method). */
-static void grad_check(const char *opts, const tp_bridge_dims *dims, int expect_params,
-                       const char *const *zero_grad) {
+static void lc_grad_check(const char *opts, const tp_bridge_dims *dims, int expect_params,
+                          const char *const *zero_grad) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "latent_cot")) return;
     inst in;
     tp_err err = {0};
     tp_status st = inst_new(&f, opts, dims, &in, &err);
@@ -262,7 +161,7 @@ static void grad_check(const char *opts, const tp_bridge_dims *dims, int expect_
         const char *nm = in.params.p[i]->name;
         float mul = strstr(nm, ".q.weight") || strstr(nm, ".k.weight") ? 3.0f : 1.0f;
         for (int64_t k = 0; k < tp_numel(in.params.p[i]); k++)
-            p[k] = mul * p[k] + 0.05f * lcg(&seed);
+            p[k] = mul * p[k] + 0.05f * lcg_unit(&seed);
     }
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
@@ -274,7 +173,7 @@ static void grad_check(const char *opts, const tp_bridge_dims *dims, int expect_
     if (st != TP_OK) goto done;
     m = (int)tp_numel(out.soft);
     TP_CHECK(m <= 512);
-    for (int i = 0; i < m; i++) r[i] = lcg(&seed);
+    for (int i = 0; i < m; i++) r[i] = lcg_unit(&seed);
     for (int i = 0; i < in.params.n; i++) tp_param_zero_grad(in.params.p[i]);
     tp_tensor *loss =
         tp_sum_all(c, tp_mul(c, out.soft, tp_from_f32(c, out.soft->ndim, out.soft->shape, r)));
@@ -345,34 +244,23 @@ done:
 static void test_grads(void) {
     tp_bridge_dims d = mkdims(6, 8, 1234);
     /* three rounds (the previous-round attention in use), input projection, learnable alpha */
-    grad_check("steps=3,latents=2,depth=1,heads=2,ffn_mult=1,alpha_init=0.7", &d, 36 + 7, NULL);
+    lc_grad_check("steps=3,latents=2,depth=1,heads=2,ffn_mult=1,alpha_init=0.7", &d, 36 + 7, NULL);
     /* internal width 4: input and output projections, fixed alpha */
-    grad_check("steps=2,latents=2,depth=1,heads=2,ffn_mult=1,width=4,alpha_init=0.5,"
-               "alpha_learnable=false",
-               &d, 36 + 8, NULL);
+    lc_grad_check("steps=2,latents=2,depth=1,heads=2,ffn_mult=1,width=4,alpha_init=0.5,"
+                  "alpha_learnable=false",
+                  &d, 36 + 8, NULL);
 }
 
 static void test_single_step(void) {
     /* one round: nothing precedes it, so the previous-round parts get no gradient */
     tp_bridge_dims d = mkdims(8, 8, 5);
     static const char *const unused[] = {"cross_prev", "ln_prev", NULL};
-    grad_check("steps=1,latents=3,depth=1,heads=2,ffn_mult=1,alpha_init=1", &d, 36 + 5, unused);
-}
-
-static void expect_error(fixture *f, const char *opts, const tp_bridge_dims *dims,
-                         const char *needle) {
-    inst in;
-    tp_err err = {0};
-    tp_status st = inst_new(f, opts, dims, &in, &err);
-    TP_CHECKF(st != TP_OK, "'%s' was accepted", opts);
-    TP_CHECKF(strstr(err.msg, needle) != NULL, "'%s': message '%s' lacks '%s'", opts, err.msg,
-              needle);
-    inst_free(f, &in);
+    lc_grad_check("steps=1,latents=3,depth=1,heads=2,ffn_mult=1,alpha_init=1", &d, 36 + 5, unused);
 }
 
 static void test_options(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "latent_cot")) return;
     tp_bridge_dims dims = mkdims(6, 8, 1);
     expect_error(&f, "heads=3", &dims, "heads = 3 does not divide");
     expect_error(&f, "steps=0", &dims, "steps");

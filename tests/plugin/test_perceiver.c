@@ -11,110 +11,7 @@
 #include <string.h>
 
 #include "model/safetensors.h"
-#include "plugin/loader.h"
-#include "plugin/options.h"
-#include "telepathy/bridge.h"
-#include "telepathy/tensor.h"
-#include "tp_test.h"
-
-typedef struct fixture {
-    tp_registry *reg;
-    const tp_plugin *plugin;
-    const tp_bridge_vtable *vt;
-} fixture;
-
-static int fx_open(fixture *f) {
-    memset(f, 0, sizeof *f);
-    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    if (!dir) {
-        TP_CHECKF(0, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
-        return 0;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bridges/perceiver.so", dir);
-    tp_err err = {0};
-    if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, path, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_BRIDGE, "perceiver", &f->plugin, &err) != TP_OK) {
-        TP_CHECKF(0, "loading %s: %s", path, err.msg);
-        tp_registry_free(f->reg);
-        f->reg = NULL;
-        return 0;
-    }
-    f->vt = f->plugin->desc.vtable;
-    return 1;
-}
-
-static void fx_close(fixture *f) {
-    tp_registry_free(f->reg);
-}
-
-/* A bridge instance: options (k=v list), its parameters and state. */
-typedef struct inst {
-    tp_options *opts;
-    tp_params params;
-    void *state;
-} inst;
-
-static tp_status inst_new(fixture *f, const char *opts, const tp_bridge_dims *dims, inst *in,
-                          tp_err *err) {
-    memset(in, 0, sizeof *in);
-    const tp_plugin_desc *d = &f->plugin->desc;
-    TP_TRY(tp_options_new("bridge", d->name, d->options, d->n_options, &in->opts, err));
-    if (opts && *opts) TP_TRY(tp_options_set_list(in->opts, opts, err));
-    return f->vt->create(in->opts, dims, &in->params, &in->state, err);
-}
-
-static void inst_free(fixture *f, inst *in) {
-    if (in->state) f->vt->destroy(in->state);
-    for (int i = 0; i < in->params.n; i++) tp_tensor_free(in->params.p[i]);
-    tp_options_free(in->opts);
-    memset(in, 0, sizeof *in);
-}
-
-static tp_tensor *param_named(inst *in, const char *name) {
-    for (int i = 0; i < in->params.n; i++)
-        if (strcmp(in->params.p[i]->name, name) == 0) return in->params.p[i];
-    return NULL;
-}
-
-/* Persistent f32 tensor with values from a simple LCG in [-a, a). */
-static tp_tensor *persist(int ndim, const int64_t *shape, float a, unsigned *seed) {
-    tp_err err = {0};
-    tp_tensor *t = tp_tensor_alloc(TP_F32, TP_CPU, ndim, shape, &err);
-    if (!t) return NULL;
-    float *p = t->data;
-    for (int64_t i = 0; i < tp_numel(t); i++) {
-        *seed = *seed * 1664525u + 1013904223u;
-        p[i] = a * (2.0f * (float)(*seed >> 8) / 16777216.0f - 1.0f);
-    }
-    return t;
-}
-
-static tp_tensor *make_mask(int64_t b, int64_t t, const int *lens) {
-    tp_err err = {0};
-    tp_tensor *m = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(b, t), &err);
-    if (!m) return NULL;
-    float *p = m->data;
-    for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < t; j++) p[i * t + j] = j < lens[i] ? 1.0f : 0.0f;
-    return m;
-}
-
-/* Runs the bridge; copies soft tokens into buf (numel floats); returns numel or -1. */
-static int64_t run_fwd(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask, int training,
-                       float *buf, int64_t cap, tp_bridge_out *out_copy) {
-    tp_ctx_reset(c);
-    tp_bridge_out out;
-    tp_err err = {0};
-    if (f->vt->forward(in->state, c, h, mask, training, &out, &err) != TP_OK) {
-        TP_CHECKF(0, "forward: %s", err.msg);
-        return -1;
-    }
-    int64_t n = tp_numel(out.soft);
-    if (n > cap || tp_to_f32_buffer(out.soft, buf, &err) != TP_OK) return -1;
-    if (out_copy) *out_copy = out;
-    return n;
-}
+#include "test_bridges_common.h"
 
 /* Designated initialisers: tp_bridge_dims grows at its end (ABI minors). */
 #define DIMS(ds, dr, sv, rv, rms, sd)                                                              \
@@ -134,7 +31,7 @@ static const tp_bridge_dims tiny_dims = {.d_sender = 6,
 
 static void test_shape_and_rms(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "perceiver")) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
     tp_bridge_dims dims = DIMS(12, 16, 50, 40, 0.0027f, 7);
     inst in;
@@ -172,7 +69,7 @@ static void test_shape_and_rms(void) {
     TP_CHECKF(st == TP_OK, "%s", err.msg);
     if (st == TP_OK) {
         float buf[2 * 4 * 16];
-        TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, buf, 2 * 4 * 16, NULL) == 2 * 4 * 16);
+        TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, buf, 2 * 4 * 16, NULL) == 2 * 4 * 16);
         for (int t = 0; t < 8; t++) {
             double ss = 0;
             for (int d = 0; d < 16; d++) ss += (double)buf[t * 16 + d] * buf[t * 16 + d];
@@ -189,7 +86,7 @@ static void test_shape_and_rms(void) {
         TP_CHECK(param_named(&in, "alpha") == NULL);
         float buf[2 * 2 * 16];
         tp_bridge_out o2;
-        TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, buf, 64, &o2) == 64);
+        TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, buf, 64, &o2) == 64);
         TP_CHECK_NEAR(o2.metric[0], 0.03, 1e-7);
     }
     inst_free(&f, &in);
@@ -202,7 +99,7 @@ out:
 
 static void test_mask(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "perceiver")) return;
     inst in;
     tp_err err = {0};
     tp_status st =
@@ -217,18 +114,18 @@ static void test_mask(void) {
     tp_tensor *mask = make_mask(2, 6, (int[]){6, 3});
     tp_ctx *c = tp_ctx_new(TP_CPU);
     float a[2 * 3 * 8], b[2 * 3 * 8];
-    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, a, 48, NULL) == 48);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, a, 48, NULL) == 48);
     /* padded positions of example 1 (t >= 3) get wild values: nothing may change */
     float *hp = h->data;
     for (int t = 3; t < 6; t++)
         for (int d = 0; d < 6; d++) hp[(1 * 6 + t) * 6 + d] = 1000.0f * (float)(t + d + 1);
-    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, b, 48, NULL) == 48);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, b, 48, NULL) == 48);
     double maxd = 0;
     for (int i = 0; i < 48; i++) maxd = fmax(maxd, fabs((double)a[i] - b[i]));
     TP_CHECKF(maxd <= 1e-6, "padded keys changed the output by %g", maxd);
     /* a real token of example 1 must matter (else the check above proves nothing) */
     hp[(1 * 6 + 1) * 6 + 2] += 1.5f;
-    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, b, 48, NULL) == 48);
+    TP_CHECK(run_fwd(&f, &in, c, h, mask, 0, NULL, b, 48, NULL) == 48);
     double d1 = 0, d0 = 0;
     for (int i = 0; i < 24; i++) d0 = fmax(d0, fabs((double)a[i] - b[i]));
     for (int i = 24; i < 48; i++) d1 = fmax(d1, fabs((double)a[i] - b[i]));
@@ -245,7 +142,7 @@ static void test_mask(void) {
 static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
                       const float *r, int64_t n) {
     float buf[512];
-    if (run_fwd(f, in, c, h, mask, 0, buf, 512, NULL) != n) return NAN;
+    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, 512, NULL) != n) return NAN;
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
     return s;
@@ -253,10 +150,10 @@ static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *
 
 /* Analytic grads of every parameter vs central differences; returns the worst relative error
  * (||g_fd - g||/(||g_fd|| + ||g||)) over parameter tensors. */
-static void grad_check(const char *opts, const tp_bridge_dims *dims, int64_t b, int64_t t,
-                       const int *lens, int expect_params) {
+static void pv_grad_check(const char *opts, const tp_bridge_dims *dims, int64_t b, int64_t t,
+                          const int *lens, int expect_params) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "perceiver")) return;
     inst in;
     tp_err err = {0};
     tp_status st = inst_new(&f, opts, dims, &in, &err);
@@ -363,22 +260,22 @@ done:
 static void test_grad_direct(void) {
     /* d_s 6 != width 8 = d_r: input projection, no output projection; 26 per block + latents +
      * input_proj (2) + alpha */
-    grad_check("tokens=3,depth=2,heads=2,ffn_mult=2,alpha_init=0.7", &tiny_dims, 2, 5,
-               (int[]){5, 3}, 2 * 26 + 4);
+    pv_grad_check("tokens=3,depth=2,heads=2,ffn_mult=2,alpha_init=0.7", &tiny_dims, 2, 5,
+                  (int[]){5, 3}, 2 * 26 + 4);
 }
 
 static void test_grad_projected(void) {
     /* width 4: input and output projections (output init std 0.01 would make soft tokens
      * nearly constant; the perturbation above breaks that) */
-    grad_check("tokens=2,depth=1,heads=2,ffn_mult=2,width=4,alpha_init=0.5", &tiny_dims, 2, 4,
-               (int[]){2, 4}, 26 + 6);
+    pv_grad_check("tokens=2,depth=1,heads=2,ffn_mult=2,width=4,alpha_init=0.5", &tiny_dims, 2, 4,
+                  (int[]){2, 4}, 26 + 6);
 }
 
 static void test_grad_same_width_fixed_alpha(void) {
     tp_bridge_dims d = DIMS(8, 8, 50, 40, 0.0027f, 99);
     /* no projections at all, alpha not a parameter */
-    grad_check("tokens=2,depth=1,heads=4,ffn_mult=1,alpha_init=1,alpha_learnable=false", &d, 2, 3,
-               (int[]){3, 1}, 26 + 1);
+    pv_grad_check("tokens=2,depth=1,heads=4,ffn_mult=1,alpha_init=1,alpha_learnable=false", &d, 2,
+                  3, (int[]){3, 1}, 26 + 1);
 }
 
 static double stddev(const tp_tensor *t) {
@@ -394,7 +291,7 @@ static double stddev(const tp_tensor *t) {
 
 static void test_projected_variant_and_init(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "perceiver")) return;
     tp_bridge_dims dims = DIMS(48, 64, 50, 40, 0.0027f, 3);
     inst in;
     tp_err err = {0};
@@ -444,7 +341,7 @@ static void test_projected_variant_and_init(void) {
 
 static void test_determinism_and_dropout(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "perceiver")) return;
     inst a, b, d;
     tp_err err = {0};
     TP_CHECK(inst_new(&f, "tokens=3,heads=2", &tiny_dims, &a, &err) == TP_OK);
@@ -478,9 +375,9 @@ static void test_determinism_and_dropout(void) {
         tp_tensor *mask = make_mask(2, 4, (int[]){4, 4});
         tp_ctx *c = tp_ctx_new(TP_CPU);
         float x0[48], x1[48], x2[48];
-        TP_CHECK(run_fwd(&f, &p0, c, h, mask, 0, x0, 48, NULL) == 48);
-        TP_CHECK(run_fwd(&f, &p1, c, h, mask, 0, x1, 48, NULL) == 48);
-        TP_CHECK(run_fwd(&f, &p1, c, h, mask, 1, x2, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &p0, c, h, mask, 0, NULL, x0, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &p1, c, h, mask, 0, NULL, x1, 48, NULL) == 48);
+        TP_CHECK(run_fwd(&f, &p1, c, h, mask, 1, NULL, x2, 48, NULL) == 48);
         TP_CHECKF(memcmp(x0, x1, sizeof x0) == 0, "dropout changed the output in eval mode");
         TP_CHECKF(memcmp(x1, x2, sizeof x1) != 0, "dropout=0.5 did nothing in training mode");
         tp_ctx_free(c);
@@ -492,20 +389,9 @@ static void test_determinism_and_dropout(void) {
     fx_close(&f);
 }
 
-static void expect_error(fixture *f, const char *opts, const tp_bridge_dims *dims,
-                         const char *needle) {
-    inst in;
-    tp_err err = {0};
-    tp_status st = inst_new(f, opts, dims, &in, &err);
-    TP_CHECKF(st != TP_OK, "'%s' was accepted", opts);
-    TP_CHECKF(strstr(err.msg, needle) != NULL, "'%s': message '%s' lacks '%s'", opts, err.msg,
-              needle);
-    inst_free(f, &in);
-}
-
 static void test_option_errors(void) {
     fixture f;
-    if (!fx_open(&f)) return;
+    if (!fx_open(&f, "perceiver")) return;
     expect_error(&f, "heads=3", &tiny_dims, "heads = 3 does not divide");
     expect_error(&f, "tokens=0", &tiny_dims, "tokens");
     expect_error(&f, "alpha_init=bogus", &tiny_dims, "alpha_init");
@@ -590,7 +476,7 @@ static void golden_case(const char *which, const char *cfg) {
         return;
     }
     fixture f;
-    if (!fx_open(&f)) {
+    if (!fx_open(&f, "perceiver")) {
         tp_st_close(g);
         return;
     }
