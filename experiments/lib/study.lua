@@ -18,10 +18,14 @@
 --   seeds=N | a,b,..   the first N of each script's seed list, or this list instead
 --   agnews_train=FILE  AG News training CSV inside <data>/agnews (default train.csv; the shared
 --                      data folder holds train_sample5000.csv)
--- What tiny mode changes (and nothing else): the models; sender layers scale from 32 to the
--- sender's depth (l -> round(l*L/32): 0/8/16/24/31 stay distinct on a 4-layer model); internal widths (bridge options
--- width / hidden) shrink 8x; and TREC is scored by loglik with sequence CE, because its six label
--- words share first tokens in the tiny 512-token vocabulary (first_token scoring refuses that).
+--   gen_tokens=N       at most N new tokens per generated answer (smoke runs: random tiny models
+--                      never stop early, and GSM8K allows 256)
+-- Sender layers are the study's 32-layer indices; a sender of another depth L gets
+-- round(l*L/32), at most L (0/8/16/24/31 stay distinct on a 4-layer model), with a printed note.
+-- What tiny mode changes (and nothing else): the models; internal widths (bridge options
+-- width / hidden) shrink 8x; a normaliser calibrates on 32 examples instead of 1,000; and
+-- first-token scoring becomes loglik with sequence CE (label words share first tokens in the tiny
+-- 512-token vocabularies, which first_token scoring refuses; classifier bridges keep theirs).
 local M = {}
 
 M.SEEDS = {42, 123, 456} -- exp008's seeds; single-seed runs of the study used 42
@@ -35,7 +39,12 @@ local SWITCHES = {
   llama = "INI model alias of Llama-3.1-8B-Instruct",
   mistral = "INI model alias of Mistral-7B-Instruct-v0.3",
   agnews_train = "AG News training CSV file name",
+  gen_tokens = "at most N new tokens when generating (0 = the study's)",
 }
+
+-- The tasks' default max_new_tokens (task plugins' info), so gen_tokens= only ever lowers them.
+local GEN_TOKENS = {sst2 = 5, agnews = 5, trec = 5, banking77 = 20, gsm8k = 256, passkey = 8,
+                    toy = 5}
 
 local function switch_list()
   local ks = {}
@@ -66,7 +75,7 @@ function M.parse(args)
     if not SWITCHES[k] then
       error(string.format("study: unknown switch '%s'; switches: %s", k, switch_list()), 0)
     end
-    if k == "budget" or k == "eval_n" then
+    if k == "budget" or k == "eval_n" or k == "gen_tokens" then
       o[k] = as_int(k, v)
     elseif k == "models" then
       if v ~= "real" and v ~= "tiny" then
@@ -110,6 +119,12 @@ function M.setup(tp, args)
   print(string.format("study: models=%s (%s %d layers, %s %d layers) budget=%s eval_n=%s",
     o.models, S.llama.alias, S.llama.layers, S.mistral.alias, S.mistral.layers,
     o.budget > 0 and o.budget or "study", o.eval_n or "study"))
+  for _, m in ipairs{S.llama, S.mistral} do
+    if m.layers ~= 32 then
+      print(string.format("study: %s has %d layers, not the study's 32: sender layers are " ..
+        "scaled (l -> round(l*%d/32), at most %d)", m.alias, m.layers, m.layers, m.layers))
+    end
+  end
   return S
 end
 
@@ -149,6 +164,18 @@ function Study:_scoring(spec)
   return spec.scoring, false
 end
 
+-- Tiny mode calibrates a normaliser on this many training examples (the default 1,000 sender
+-- forwards would dominate a smoke run).
+local TINY_NORMALIZER_EXAMPLES = 32
+
+-- The gen_tokens= cap on a spec's max_new_tokens.
+function Study:_gen_tokens(s)
+  local cap = self.opt.gen_tokens
+  if not cap or cap == 0 then return end
+  local n = s.max_new_tokens or GEN_TOKENS[s.task]
+  if n and n > cap then s.max_new_tokens = cap end
+end
+
 -- A bridge run in the study's numbers, adapted to the mode and switches.
 function Study:spec(t)
   local s = copy(t)
@@ -162,11 +189,16 @@ function Study:spec(t)
   if s.warmup and s.warmup > steps then s.warmup = steps end
   if self.opt.eval_n then s.eval_n = self.opt.eval_n end
   if self.tiny and s.bridge_options then
+    local bo = s.bridge_options
     for _, k in ipairs{"width", "hidden"} do
-      local w = s.bridge_options[k]
-      if type(w) == "number" and w > 0 then s.bridge_options[k] = math.max(8, (w // 64) * 8) end
+      local w = bo[k]
+      if type(w) == "number" and w > 0 then bo[k] = math.max(8, (w // 64) * 8) end
+    end
+    if bo.normalizer and bo.normalizer ~= "off" then
+      bo.normalizer_examples = math.min(bo.normalizer_examples or 1000, TINY_NORMALIZER_EXAMPLES)
     end
   end
+  self:_gen_tokens(s)
   local scoring, changed = self:_scoring(s)
   s.scoring = scoring
   if changed and s.losses then
@@ -191,6 +223,7 @@ function Study:baseline(t)
   end
   if s.baseline ~= "sender_direct" then s.receiver = s.receiver or self.mistral end
   if self.opt.eval_n then s.eval_n = self.opt.eval_n end
+  self:_gen_tokens(s)
   s.scoring = self:_scoring(s)
   if s.task == "agnews" and self.opt.agnews_train then
     s.task_options = s.task_options or {}

@@ -24,8 +24,9 @@ mkdir -p "$work/models"
 "$T" make-tiny "$work/models/receiver" --arch mistral --seed 2 >/dev/null 2>&1 || {
   echo "FAIL: make-tiny receiver"; exit 1; }
 
-# The switches of every smoke run: tiny models, 2 optimiser steps, 8 eval rows, one seed.
-TINY_ARGS=(models=tiny "tiny_dir=$work/models" budget=2 eval_n=8 seeds=1
+# The switches of every smoke run: tiny models, 2 optimiser steps, 8 eval rows, one seed, at most
+# 8 generated tokens.
+TINY_ARGS=(models=tiny "tiny_dir=$work/models" budget=2 eval_n=8 seeds=1 gen_tokens=8
            agnews_train=train_sample5000.csv)
 
 # Failed runs whose error matches one of these are capability gaps of the harness today
@@ -54,12 +55,14 @@ for _, row in ipairs(tp.query("SELECT id, task, bridge, error FROM runs WHERE st
 end
 LUA
 
-# run_script PATH EXPECTED_RUNS — PATH relative to experiments/.
+# run_script PATH EXPECTED_RUNS [DB EXPECTED_IN_DB] — PATH relative to experiments/; the script
+# must report EXPECTED_RUNS configurations, and its results.db (default: its own) must then hold
+# EXPECTED_IN_DB runs (default EXPECTED_RUNS; scripts sharing a db skip runs already there).
 run_script() {
   local path=$1 want=$2
   local name
   name=$(basename "$path" .lua)
-  local db="$work/$name.db" out="$work/$name.out"
+  local db="$work/${3:-$name}.db" out="$work/$name.out" want_db=${4:-$2}
   local start=$(date +%s)
   "$T" run "$SRC/experiments/$path" --db "$db" --set "paths.data=$SHARED/data" \
     -- "${TINY_ARGS[@]}" >"$out" 2>"$work/$name.err"
@@ -82,8 +85,8 @@ run_script() {
   line=$(head -1 "$work/$name.count")
   local n
   n=$(echo "$line" | awk '{print $2}')
-  if [ "$n" != "$want" ]; then
-    echo "FAIL: $path: results.db holds '$n' runs, expected $want ($line)"
+  if [ "$n" != "$want_db" ]; then
+    echo "FAIL: $path: results.db holds '$n' runs, expected $want_db ($line)"
     fail=1
   fi
   echo "ok: $path: $line (${secs}s)"
