@@ -203,20 +203,10 @@ static tp_status ag_parse(tu_csv *c, int64_t limit, tp_dataset *ds, tp_err *err)
 static tp_status ag_load(void *state, const char *split, tp_dataset *out, tp_err *err) {
     ag_state *s = state;
     memset(out, 0, sizeof *out);
-    const char *file;
-    int64_t limit = 0;
-    if (split && !strcmp(split, "train")) {
-        file = s->train_file;
-        limit = s->max_train;
-    } else if (split && !strcmp(split, "eval")) {
-        file = s->eval_file;
-    } else {
-        return API->errf(err, TP_EINVAL, TASK ": split '%s': expected train or eval",
-                         split ? split : "(null)");
-    }
-    int n = snprintf(out->source, sizeof out->source, "%s/%s", s->dir, file);
-    if (n < 0 || (size_t)n >= sizeof out->source)
-        return API->errf(err, TP_EINVAL, TASK ": path %s/%s is too long", s->dir, file);
+    const char *file = NULL;
+    int64_t limit;
+    TP_TRY(tu_split_file(TASK, s->dir, split, s->train_file, s->eval_file, s->max_train, out, &file,
+                         &limit, err));
     char *buf;
     size_t len;
     tp_status st = tu_read_file(TASK, out->source, &buf, &len, err);

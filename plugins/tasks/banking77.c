@@ -221,20 +221,10 @@ static tp_status bk_parse(bk_state *s, tu_csv *c, int64_t limit, tp_dataset *ds,
 static tp_status bk_load(void *state, const char *split, tp_dataset *out, tp_err *err) {
     bk_state *s = state;
     memset(out, 0, sizeof *out);
-    const char *file;
-    int64_t limit = 0;
-    if (split && !strcmp(split, "train")) {
-        file = "train.csv";
-        limit = s->max_train;
-    } else if (split && !strcmp(split, "eval")) {
-        file = "test.csv";
-    } else {
-        return API->errf(err, TP_EINVAL, TASK ": split '%s': expected train or eval",
-                         split ? split : "(null)");
-    }
-    int n = snprintf(out->source, sizeof out->source, "%s/%s", s->dir, file);
-    if (n < 0 || (size_t)n >= sizeof out->source)
-        return API->errf(err, TP_EINVAL, TASK ": path %s/%s is too long", s->dir, file);
+    const char *file = NULL;
+    int64_t limit;
+    TP_TRY(tu_split_file(TASK, s->dir, split, "train.csv", "test.csv", s->max_train, out, &file,
+                         &limit, err));
     char *buf;
     size_t len;
     TP_TRY(tu_read_file(TASK, out->source, &buf, &len, err));

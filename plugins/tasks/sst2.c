@@ -33,6 +33,8 @@
 
 TP_PLUGIN_DEFINE_API;
 
+#include "task_util.h"
+
 #define API tp_plugin_api_
 
 static const char *const st_labels[2] = {"negative", "positive"};
@@ -75,27 +77,11 @@ static tp_status st_open(const tp_options *o, const char *data_dir, void **state
     if (!s) return API->errf(err, TP_ENOMEM, "sst2: out of memory");
     s->old_prompt = old;
     s->max_train = max_train;
-    int n;
-    if (dir && dir[0])
-        n = snprintf(s->dir, sizeof s->dir, "%s", dir);
-    else if (data_dir && data_dir[0])
-        n = snprintf(s->dir, sizeof s->dir, "%s/sst2", data_dir);
-    else {
-        free(s);
-        return API->errf(err, TP_EINVAL,
-                         "sst2: no data directory: set [paths] data in telepathy.ini (files in "
-                         "<data>/sst2/) or the task option dir");
-    }
-    if (n < 0 || (size_t)n >= sizeof s->dir) {
-        free(s);
-        return API->errf(err, TP_EINVAL, "sst2: data directory path is too long");
-    }
-    struct stat sb;
-    if (stat(s->dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        tp_status st = API->errf(err, TP_EIO,
-                                 "sst2: data directory '%s' not found; it must hold GLUE SST-2's "
-                                 "train.tsv and dev.tsv (scripts/fetch-data.sh gets them)",
-                                 s->dir);
+    tp_status st =
+        tu_resolve_dir("sst2", dir, data_dir,
+                       "GLUE SST-2's train.tsv and dev.tsv; scripts/fetch-data.sh gets them",
+                       s->dir, sizeof s->dir, err);
+    if (st != TP_OK) {
         free(s);
         return st;
     }
@@ -120,76 +106,7 @@ static tp_status st_info(void *state, tp_task_info *out) {
 
 static void st_free_dataset(void *state, tp_dataset *ds) {
     (void)state;
-    if (!ds) return;
-    for (int64_t i = 0; i < ds->n; i++) {
-        free(ds->rows[i].text);
-        free(ds->rows[i].answer);
-    }
-    free(ds->rows);
-    ds->rows = NULL;
-    ds->n = 0;
-}
-
-/* Reads the whole file into a NUL-terminated buffer. */
-static tp_status st_read_file(const char *path, char **buf, size_t *len, tp_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return API->errf(err, TP_EIO, "sst2: cannot open %s: %s (expected GLUE SST-2 TSV here)",
-                         path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(b, cap * 2 + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b) return API->errf(err, TP_ENOMEM, "sst2: out of memory reading %s", path);
-    if (bad) {
-        free(b);
-        return API->errf(err, TP_EIO, "sst2: read error on %s", path);
-    }
-    b[n] = 0;
-    *buf = b;
-    *len = n;
-    return TP_OK;
-}
-
-static tp_status st_add_row(tp_dataset *ds, int64_t *cap, const char *text, size_t tlen, int label,
-                            int64_t line) {
-    if (ds->n == *cap) {
-        int64_t nc = *cap ? *cap * 2 : 1024;
-        tp_example *nr = realloc(ds->rows, (size_t)nc * sizeof *nr);
-        if (!nr) return TP_ENOMEM;
-        ds->rows = nr;
-        *cap = nc;
-    }
-    tp_example *e = &ds->rows[ds->n];
-    size_t alen = strlen(st_labels[label]);
-    e->text = malloc(tlen + 1);
-    e->answer = malloc(alen + 1);
-    if (!e->text || !e->answer) {
-        free(e->text);
-        free(e->answer);
-        return TP_ENOMEM;
-    }
-    memcpy(e->text, text, tlen);
-    e->text[tlen] = 0;
-    memcpy(e->answer, st_labels[label], alen + 1);
-    e->id = ds->n;
-    e->line = line;
-    e->label = label;
-    ds->n++;
-    return TP_OK;
+    tu_free_dataset(ds);
 }
 
 /* Parses buf (the file at path) into ds; every problem names path:line. */
@@ -256,7 +173,8 @@ static tp_status st_parse(const char *path, char *buf, size_t len, int64_t limit
             return API->errf(err, TP_EFORMAT,
                              "sst2: %s:%lld: label '%.*s': expected 0 (negative) or 1 (positive)",
                              path, (long long)line, (int)(llen > 40 ? 40 : llen), lab);
-        if (st_add_row(ds, &cap, p, tlen, label, line) != TP_OK)
+        if (tu_add_row(ds, &cap, p, tlen, label, st_labels[label], strlen(st_labels[label]),
+                       line) != TP_OK)
             return API->errf(err, TP_ENOMEM, "sst2: out of memory at %s:%lld", path,
                              (long long)line);
         p = next;
@@ -269,23 +187,14 @@ static tp_status st_parse(const char *path, char *buf, size_t len, int64_t limit
 static tp_status st_load(void *state, const char *split, tp_dataset *out, tp_err *err) {
     st_state *s = state;
     memset(out, 0, sizeof *out);
-    const char *file;
-    int64_t limit = 0;
-    if (split && strcmp(split, "train") == 0) {
-        file = "train.tsv";
-        limit = s->max_train;
-    } else if (split && strcmp(split, "eval") == 0) {
-        file = "dev.tsv";
-    } else {
-        return API->errf(err, TP_EINVAL, "sst2: split '%s': expected train or eval",
-                         split ? split : "(null)");
-    }
-    int n = snprintf(out->source, sizeof out->source, "%s/%s", s->dir, file);
-    if (n < 0 || (size_t)n >= sizeof out->source)
-        return API->errf(err, TP_EINVAL, "sst2: path %s/%s is too long", s->dir, file);
+    const char *file = NULL;
+    int64_t limit;
+    TP_TRY(tu_split_file("sst2", s->dir, split, "train.tsv", "dev.tsv", s->max_train, out, &file,
+                         &limit, err));
     char *buf = NULL;
     size_t len = 0;
-    TP_TRY(st_read_file(out->source, &buf, &len, err));
+    TP_TRY(
+        tu_read_file_hint("sst2", out->source, " (expected GLUE SST-2 TSV here)", &buf, &len, err));
     tp_status st = st_parse(out->source, buf, len, limit, out, err);
     free(buf);
     if (st != TP_OK) st_free_dataset(state, out);

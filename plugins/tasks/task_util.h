@@ -1,5 +1,6 @@
-/* task_util.h — the file plumbing the file-backed task plugins share (agnews, trec, banking77,
- * gsm8k): read a whole file, resolve the data directory, append rows, free a dataset, and a
+/* task_util.h — the file plumbing the file-backed task plugins share (sst2, agnews, trec,
+ * banking77, gsm8k): resolve the data directory and a split's file, read a whole file, append
+ * rows, free a dataset, and a
  * strict RFC-4180 CSV record reader that names file:line in every error. Header-only with static
  * functions because a plugin links nothing of the host (each .so gets its own copy); it needs
  * TP_PLUGIN_DEFINE_API (tp_plugin_api_) declared before it is included. */
@@ -43,15 +44,38 @@ static TU_UNUSED tp_status tu_resolve_dir(const char *task, const char *opt_dir,
     return TP_OK;
 }
 
-/* Reads the whole file into a NUL-terminated buffer (*buf malloc'd). */
-static TU_UNUSED tp_status tu_read_file(const char *task, const char *path, char **buf, size_t *len,
-                                        tp_err *err) {
+/* The file of a split: "train" -> train_file with *limit = max_train, "eval" -> eval_file with
+ * *limit = 0 (all rows); its path <dir>/<file> goes into out->source. */
+static TU_UNUSED tp_status tu_split_file(const char *task, const char *dir, const char *split,
+                                         const char *train_file, const char *eval_file,
+                                         int64_t max_train, tp_dataset *out, const char **file,
+                                         int64_t *limit, tp_err *err) {
+    *limit = 0;
+    if (split && !strcmp(split, "train")) {
+        *file = train_file;
+        *limit = max_train;
+    } else if (split && !strcmp(split, "eval")) {
+        *file = eval_file;
+    } else {
+        return tp_plugin_api_->errf(err, TP_EINVAL, "%s: split '%s': expected train or eval", task,
+                                    split ? split : "(null)");
+    }
+    int n = snprintf(out->source, sizeof out->source, "%s/%s", dir, *file);
+    if (n < 0 || (size_t)n >= sizeof out->source)
+        return tp_plugin_api_->errf(err, TP_EINVAL, "%s: path %s/%s is too long", task, dir, *file);
+    return TP_OK;
+}
+
+/* Reads the whole file into a NUL-terminated buffer (*buf malloc'd); hint (or NULL) ends the
+ * message when the file cannot be opened. */
+static TU_UNUSED tp_status tu_read_file_hint(const char *task, const char *path, const char *hint,
+                                             char **buf, size_t *len, tp_err *err) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return tp_plugin_api_->errf(err, TP_EIO, "%s: cannot open %s: %s", task, path,
-                                    strerror(errno));
+        return tp_plugin_api_->errf(err, TP_EIO, "%s: cannot open %s: %s%s", task, path,
+                                    strerror(errno), hint ? hint : "");
     size_t cap = 1 << 16, n = 0;
     char *b = malloc(cap + 1);
     while (b) {
@@ -78,6 +102,12 @@ static TU_UNUSED tp_status tu_read_file(const char *task, const char *path, char
     *buf = b;
     *len = n;
     return TP_OK;
+}
+
+/* Reads the whole file into a NUL-terminated buffer (*buf malloc'd). */
+static TU_UNUSED tp_status tu_read_file(const char *task, const char *path, char **buf, size_t *len,
+                                        tp_err *err) {
+    return tu_read_file_hint(task, path, NULL, buf, len, err);
 }
 
 static TU_UNUSED void tu_free_dataset(tp_dataset *ds) {

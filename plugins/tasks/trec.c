@@ -155,20 +155,10 @@ static tp_status tr_parse(const char *path, char *buf, size_t len, int64_t limit
 static tp_status tr_load(void *state, const char *split, tp_dataset *out, tp_err *err) {
     tr_state *s = state;
     memset(out, 0, sizeof *out);
-    const char *file;
-    int64_t limit = 0;
-    if (split && !strcmp(split, "train")) {
-        file = "train_5500.label";
-        limit = s->max_train;
-    } else if (split && !strcmp(split, "eval")) {
-        file = "TREC_10.label";
-    } else {
-        return API->errf(err, TP_EINVAL, TASK ": split '%s': expected train or eval",
-                         split ? split : "(null)");
-    }
-    int n = snprintf(out->source, sizeof out->source, "%s/%s", s->dir, file);
-    if (n < 0 || (size_t)n >= sizeof out->source)
-        return API->errf(err, TP_EINVAL, TASK ": path %s/%s is too long", s->dir, file);
+    const char *file = NULL;
+    int64_t limit;
+    TP_TRY(tu_split_file(TASK, s->dir, split, "train_5500.label", "TREC_10.label", s->max_train,
+                         out, &file, &limit, err));
     char *buf;
     size_t len;
     TP_TRY(tu_read_file(TASK, out->source, &buf, &len, err));
