@@ -5,7 +5,7 @@
 -- below AND document the change in docs/results-schema.md.
 -- Every table and column is documented in docs/results-schema.md.
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 
 CREATE TABLE experiments (
     id            INTEGER PRIMARY KEY,
@@ -82,7 +82,8 @@ CREATE TABLE predictions (
     prediction    TEXT,
     correct       INTEGER CHECK (correct IN (0, 1)),
     score         REAL,
-    split         TEXT NOT NULL DEFAULT 'test'
+    split         TEXT NOT NULL DEFAULT 'test',
+    output        TEXT
 );
 CREATE UNIQUE INDEX predictions_key ON predictions(run_id, split, example_id);
 CREATE INDEX predictions_example ON predictions(example_hash);

@@ -31,6 +31,10 @@ typedef struct tp_scorer {
     void *user;
     /* set for classifier bridges: predictions are argmax of these logits, scheme "classifier" */
     tp_classify_fn classify;
+    /* optional: the intermediate text behind x's prediction, recorded as predictions.output
+     * (text_relay: the sender's summary the receiver read); NULL or a NULL return = none. Valid
+     * until the scorer's owner is freed. */
+    const char *(*output)(void *user, const tp_example *x);
 } tp_scorer;
 
 /* The scheme name a scorer records: "classifier" or the scoring scheme's. */

@@ -57,6 +57,26 @@ tp_status tp_gen_subset(const tp_dataset *ds, int n, uint64_t seed, int64_t **id
     return TP_OK;
 }
 
+tp_status tp_eval_record_outputs(tp_store *store, int64_t run_id, const tp_scorer *sc,
+                                 const tp_example *const *rows, int n, tp_err *err) {
+    if (!sc->output || n <= 0) return TP_OK;
+    const char **ids = calloc((size_t)n, sizeof *ids);
+    const char **out = calloc((size_t)n, sizeof *out);
+    char(*buf)[24] = calloc((size_t)n, sizeof *buf);
+    tp_status st = TP_OK;
+    if (!ids || !out || !buf) st = tp_errf(err, TP_ENOMEM, "eval outputs: out of memory");
+    for (int i = 0; i < n && st == TP_OK; i++) {
+        snprintf(buf[i], sizeof buf[i], "%lld", (long long)rows[i]->id);
+        ids[i] = buf[i];
+        out[i] = sc->output(sc->user, rows[i]);
+    }
+    if (st == TP_OK) st = tp_store_prediction_outputs_set(store, run_id, "eval", ids, out, n, err);
+    free(ids);
+    free(out);
+    free(buf);
+    return st;
+}
+
 tp_status tp_gen_evaluate(const tp_run_cfg *cfg, const tp_scorer *sc, tp_ctx *ctx,
                           const tp_example *const *rows, int n, tp_store *store, int64_t run_id,
                           tp_run_result *res, tp_err *err) {
@@ -113,6 +133,7 @@ tp_status tp_gen_evaluate(const tp_run_cfg *cfg, const tp_scorer *sc, tp_ctx *ct
         res->n_classes = 0;
     }
     if (st == TP_OK && store) st = tp_store_predictions_add(store, run_id, pr, n, err);
+    if (st == TP_OK && store) st = tp_eval_record_outputs(store, run_id, sc, rows, n, err);
     if (st == TP_OK && store) {
         double dig = n ? dsum / n : NAN;
         tp_result_row rows3[3] = {

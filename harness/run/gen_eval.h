@@ -22,6 +22,11 @@ void tp_answer_compare(const char *pred, const char *gold, int *exact, double *d
 tp_status tp_gen_subset(const tp_dataset *ds, int n, uint64_t seed, int64_t **idx, int *count,
                         tp_err *err);
 
+/* Stores sc->output of each row (if the scorer has the hook) as predictions.output of the rows
+ * (run_id, "eval", id) already recorded: the text relay's summaries. */
+tp_status tp_eval_record_outputs(tp_store *store, int64_t run_id, const tp_scorer *sc,
+                                 const tp_example *const *rows, int n, tp_err *err);
+
 /* Scores rows[0..n) with sc (which must use generate scoring), records predictions and results
  * for run_id in store (NULL = nothing recorded) and fills res (accuracy = exact match). */
 tp_status tp_gen_evaluate(const tp_run_cfg *cfg, const tp_scorer *sc, tp_ctx *ctx,

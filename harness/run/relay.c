@@ -4,9 +4,11 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/generate.h"
 #include "run/batch.h"
@@ -20,6 +22,13 @@ struct tp_relay {
     char *rtpl;
     char **sum;
     int n_sum;
+    /* every summary written so far, by example (the batch's sum[] is replaced per batch) */
+    const tp_example **log_x;
+    char **log_s;
+    int n_log, cap_log;
+    /* sender generation time per batch */
+    double ms_sum, ms_sq;
+    int n_batches, max_batch;
 };
 
 static void free_summaries(tp_relay *r) {
@@ -34,6 +43,9 @@ void tp_relay_free(tp_relay *r) {
     if (r->ctx) tp_ctx_free(r->ctx);
     tp_label_set_free(&r->ls);
     free_summaries(r);
+    for (int i = 0; i < r->n_log; i++) free(r->log_s[i]);
+    free(r->log_x);
+    free(r->log_s);
     free(r->rtpl);
     free(r);
 }
@@ -85,6 +97,57 @@ int tp_relay_last_summaries(const tp_relay *r, const char *const **out) {
     return r->n_sum;
 }
 
+const char *tp_relay_summary_of(const tp_relay *r, const tp_example *x) {
+    for (int i = r->n_log - 1; i >= 0; i--)
+        if (r->log_x[i] == x) return r->log_s[i];
+    return NULL;
+}
+
+int tp_relay_latency(const tp_relay *r, double *mean_ms, double *std_ms, int *max_batch) {
+    int n = r->n_batches;
+    *mean_ms = n ? r->ms_sum / n : NAN;
+    *std_ms = n > 1 ? sqrt(fmax(0.0, (r->ms_sq - r->ms_sum * r->ms_sum / n) / (n - 1))) : NAN;
+    *max_batch = r->max_batch;
+    return n;
+}
+
+static const char *output_cb(void *user, const tp_example *x) {
+    return tp_relay_summary_of(user, x);
+}
+
+/* Keeps (x, summary) for the prediction rows; a row summarised again replaces its entry. */
+static tp_status log_summary(tp_relay *r, const tp_example *x, const char *sum, tp_err *err) {
+    char *copy = tp_strdup(sum);
+    if (!copy) return tp_errf(err, TP_ENOMEM, "text_relay: out of memory");
+    for (int i = r->n_log - 1; i >= 0; i--)
+        if (r->log_x[i] == x) {
+            free(r->log_s[i]);
+            r->log_s[i] = copy;
+            return TP_OK;
+        }
+    if (r->n_log == r->cap_log) {
+        int nc = r->cap_log ? 2 * r->cap_log : 64;
+        const tp_example **nx = realloc(r->log_x, (size_t)nc * sizeof *nx);
+        if (nx) r->log_x = nx;
+        char **ns = realloc(r->log_s, (size_t)nc * sizeof *ns);
+        if (ns) r->log_s = ns;
+        if (!nx || !ns) {
+            free(copy);
+            return tp_errf(err, TP_ENOMEM, "text_relay: out of memory");
+        }
+        r->cap_log = nc;
+    }
+    r->log_x[r->n_log] = x;
+    r->log_s[r->n_log++] = copy;
+    return TP_OK;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
 /* Trims surrounding white space in place. */
 static void trim(char *s) {
     size_t n = strlen(s), a = 0;
@@ -125,7 +188,13 @@ static tp_status summarise(tp_relay *r, const tp_example *const *rows, int B, tp
     g.greedy = 1;
     tp_gen_in in = {.batch = tb.B, .len = tb.T, .ids = tb.ids, .embeds = NULL, .mask = mask};
     tp_gen_out go = {0};
+    double t0 = now_ms();
     st = tp_generate(r->snd, &in, &g, &go, err);
+    double ms = now_ms() - t0;
+    r->ms_sum += ms;
+    r->ms_sq += ms * ms;
+    r->n_batches++;
+    if (B > r->max_batch) r->max_batch = B;
     free(mask);
     tp_tok_batch_free(&tb);
     if (st != TP_OK) return tp_err_prefix(err, "text_relay sender generation");
@@ -133,6 +202,7 @@ static tp_status summarise(tp_relay *r, const tp_example *const *rows, int B, tp
         st = tp_tokenizer_decode(r->snd->tok, go.tokens + (size_t)b * go.max_new, go.n_tokens[b], 1,
                                  &r->sum[b], err);
         if (st == TP_OK) trim(r->sum[b]);
+        if (st == TP_OK) st = log_summary(r, rows[b], r->sum[b], err);
     }
     tp_gen_out_free(&go);
     return st;
@@ -171,4 +241,5 @@ void tp_relay_scorer(tp_relay *r, tp_scorer *s) {
     s->max_len = r->cfg->max_receiver_len;
     s->prefix = prefix_relay;
     s->user = r;
+    s->output = output_cb;
 }

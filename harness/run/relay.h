@@ -20,5 +20,12 @@ tp_ctx *tp_relay_ctx(tp_relay *r);
 const char *tp_relay_receiver_template(const tp_relay *r);
 /* The summaries of the last scored batch (n rows); owned by r, valid until the next batch. */
 int tp_relay_last_summaries(const tp_relay *r, const char *const **out);
+/* The summary written for example x in any batch scored so far (the scorer's output hook, so
+ * every prediction row keeps it); NULL if x was not summarised. Owned by r. */
+const char *tp_relay_summary_of(const tp_relay *r, const tp_example *x);
+
+/* Wall time of the sender's summary generation, per batch: mean and sample std in ms (NaN when
+ * fewer than 2 batches), and the batch count and largest batch size. Returns the batch count. */
+int tp_relay_latency(const tp_relay *r, double *mean_ms, double *std_ms, int *max_batch);
 
 #endif

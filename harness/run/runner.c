@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "run/baselines.h"
@@ -481,6 +482,8 @@ static tp_status evaluate_and_record(tp_runner *r, tp_run_cfg *cfg, int64_t run_
         res->class_acc[c] = cn[c] ? (double)ck[c] / cn[c] : NAN;
     }
     if (st == TP_OK && r->store) st = tp_store_predictions_add(r->store, run_id, pr, e->n, err);
+    if (st == TP_OK && r->store)
+        st = tp_eval_record_outputs(r->store, run_id, sc, e->rows, e->n, err);
     if (st == TP_OK && r->store) {
         tp_result_row rows[1 + TP_MAX_LABELS];
         char names[TP_MAX_LABELS][96];
@@ -557,6 +560,29 @@ static tp_status run_bridge(tp_runner *r, tp_run_cfg *cfg, int64_t run_id, int a
     return st;
 }
 
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+/* The relay's two halves as latency rows, per evaluation batch: text_relay_summary (the sender's
+ * greedy summary; seq_len = summary_tokens) and text_relay_receiver (the rest of the scoring:
+ * the receiver reading the summary and answering; seq_len = max_new_tokens). */
+static tp_status record_relay_latency(tp_runner *r, const tp_run_cfg *cfg, int64_t run_id,
+                                      const tp_relay *rl, double total_ms, tp_err *err) {
+    double mean, sd;
+    int maxb;
+    int n = tp_relay_latency(rl, &mean, &sd, &maxb);
+    if (n == 0) return TP_OK;
+    double recv = (total_ms - mean * n) / n;
+    tp_latency_row rows[2] = {
+        {"text_relay_summary", maxb, cfg->bopts.summary_tokens, n, mean, sd, -1, "cpu"},
+        {"text_relay_receiver", maxb, cfg->max_new_tokens, n, recv > 0 ? recv : 0, NAN, -1, "cpu"},
+    };
+    return tp_store_latency_add(r->store, run_id, rows, 2, err);
+}
+
 /* text_relay (relay.c) and fewshot (fewshot.c): their own prefix, the same evaluation */
 static tp_status run_text_baseline(tp_runner *r, tp_run_cfg *cfg, int64_t run_id,
                                    tp_run_result *res, tp_err *err) {
@@ -575,7 +601,10 @@ static tp_status run_text_baseline(tp_runner *r, tp_run_cfg *cfg, int64_t run_id
     }
     eval_ctx e;
     tp_status st = eval_load(cfg, &e, err);
+    double t0 = now_ms();
     if (st == TP_OK) st = evaluate_and_record(r, cfg, run_id, &sc, ctx, &e, res, err);
+    double total = now_ms() - t0;
+    if (st == TP_OK && rl && r->store) st = record_relay_latency(r, cfg, run_id, rl, total, err);
     eval_free(&e);
     tp_relay_free(rl);
     tp_fewshot_free(fs);

@@ -139,6 +139,12 @@ typedef struct tp_prediction_row {
 } tp_prediction_row;
 tp_status tp_store_predictions_add(tp_store *s, int64_t run_id, const tp_prediction_row *rows,
                                    int n, tp_err *err);
+/* Sets predictions.output (schema version 5: the intermediate text behind an answer, e.g. the
+ * text relay's summary) of the rows (run_id, split, example_ids[i]) already added; outputs[i]
+ * NULL leaves NULL. A row that does not exist is an error. One transaction. */
+tp_status tp_store_prediction_outputs_set(tp_store *s, int64_t run_id, const char *split,
+                                          const char *const *example_ids,
+                                          const char *const *outputs, int n, tp_err *err);
 
 typedef struct tp_latency_row {
     const char *stage; /* "sender_encode" | "bridge" | "receiver_decode" | "text_relay" | ... */

@@ -105,6 +105,46 @@ tp_status tp_store_predictions_add(tp_store *s, int64_t run_id, const tp_predict
                        run_id, rows, n, bind_prediction, err);
 }
 
+tp_status tp_store_prediction_outputs_set(tp_store *s, int64_t run_id, const char *split,
+                                          const char *const *example_ids,
+                                          const char *const *outputs, int n, tp_err *err) {
+    if (n < 0 || (n > 0 && (!example_ids || !outputs)))
+        return tp_errf(err, TP_EINVAL, "%s: prediction outputs: bad row count %d", s->path, n);
+    if (n == 0) return TP_OK;
+    const char *sql = "UPDATE predictions SET output = ?1 WHERE run_id = ?2 AND split = ?3 AND "
+                      "example_id = ?4";
+    TP_TRY(tp_store_begin(s, err));
+    sqlite3_stmt *st;
+    tp_status ret = tp_sql_prepare(s, sql, &st, err);
+    for (int i = 0; ret == TP_OK && i < n; i++) {
+        if (!example_ids[i]) {
+            ret =
+                tp_errf(err, TP_EINVAL, "%s: run %lld: prediction output %d: example_id is missing",
+                        s->path, (long long)run_id, i);
+            break;
+        }
+        int rc = tp_bind_text(st, 1, outputs[i]);
+        rc |= sqlite3_bind_int64(st, 2, run_id);
+        rc |= tp_bind_text(st, 3, split ? split : "test");
+        rc |= tp_bind_text(st, 4, example_ids[i]);
+        if (rc == SQLITE_OK) rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE) {
+            ret = tp_sql_err(s, rc, sql, err);
+        } else if (sqlite3_changes(s->db) != 1) {
+            ret = tp_errf(err, TP_EINVAL,
+                          "%s: run %lld: no prediction for example '%s' (split %s) to attach an "
+                          "output to",
+                          s->path, (long long)run_id, example_ids[i], split ? split : "test");
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    sqlite3_finalize(st);
+    if (ret == TP_OK) return tp_store_commit(s, err);
+    tp_store_rollback(s);
+    return ret;
+}
+
 static int bind_latency(sqlite3_stmt *st, const void *rows, int i, const char **bad) {
     const tp_latency_row *r = (const tp_latency_row *)rows + i;
     if (!r->stage || !*r->stage) return *bad = "stage is empty", SQLITE_OK;

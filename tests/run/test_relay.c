@@ -2,10 +2,12 @@
  * summary is exactly what tp_generate gives for the relay prompt, the receiver reads the task's
  * direct prompt (label list) around it, or "{summary}\n<primer>" without labels; the run is
  * recorded as its own kind with one prediction per row; labels_in_prompt is part of the config
- * identity, and the label-less relay carries the fairness warning rows; bad baseline_options are
- * errors naming the key. */
+ * identity, and the label-less relay carries the fairness warning rows; each example's summary is
+ * stored as predictions.output and the relay's two halves as latency rows; bad baseline_options
+ * are errors naming the key. */
 #include <ctype.h>
 #include <limits.h>
+#include <math.h>
 
 #include "model/generate.h"
 #include "run/batch.h"
@@ -91,8 +93,16 @@ static void test_relay_pieces(void) {
                     TP_CHECKF(ref && !strcmp(ref, sum[i]), "row %d: batched '%s' vs alone '%s'", i,
                               sum[i], ref ? ref : "(null)");
                     free(ref);
+                    /* the per-example log the prediction rows read (predictions.output) */
+                    const char *kept = tp_relay_summary_of(rl, rows[i]);
+                    TP_CHECK(kept && !strcmp(kept, sum[i]));
                     TP_CHECK(o.pred[i] >= 0 && o.pred[i] < c.info.n_labels);
                 }
+                TP_CHECK(tp_relay_summary_of(rl, &ds.rows[3]) == NULL);
+                double mean, sd;
+                int maxb;
+                TP_CHECK(tp_relay_latency(rl, &mean, &sd, &maxb) == 1 && mean >= 0 && maxb == 3 &&
+                         isnan(sd));
                 printf("summary[0]: '%s'\n", ns ? sum[0] : "");
                 tp_eval_out_free(&o);
             }
@@ -135,6 +145,24 @@ static void test_relay_runs(void) {
     snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM predictions WHERE run_id = %lld",
              (long long)a.run_id);
     TP_CHECK(fx_count(&f, sql) == 8);
+    /* the summaries are stored per example (predictions.output): the sender prompt does not
+     * depend on labels_in_prompt, so both relays stored the same summary for each example */
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM predictions p JOIN predictions q ON p.example_id = "
+             "q.example_id AND p.split = q.split WHERE p.run_id = %lld AND q.run_id = %lld AND "
+             "p.output IS NOT NULL AND p.output = q.output",
+             (long long)a.run_id, (long long)b.run_id);
+    TP_CHECK(fx_count(&f, sql) == 8);
+    /* and the relay's latency: the sender's summary and the receiver's part, per batch */
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM latency WHERE run_id = %lld AND ((stage = "
+             "'text_relay_summary' AND seq_len = 6) OR stage = 'text_relay_receiver') AND ms >= 0 "
+             "AND reps >= 1 AND batch >= 1 AND device = 'cpu'",
+             (long long)a.run_id);
+    TP_CHECK(fx_count(&f, sql) == 2);
+    /* other kinds store no output */
+    TP_CHECK(fx_count(&f, "SELECT COUNT(*) FROM predictions p JOIN runs r ON r.id = p.run_id "
+                          "WHERE r.bridge != 'text_relay' AND p.output IS NOT NULL") == 0);
     /* per-class accuracy rows for the relay too */
     snprintf(sql, sizeof sql,
              "SELECT COUNT(*) FROM results WHERE run_id = %lld AND metric LIKE 'accuracy/%%'",

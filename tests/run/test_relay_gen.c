@@ -1,7 +1,8 @@
 /* test_relay_gen.c — generation tasks through the runner (gen_eval.h): exact match and digit
  * accuracy by hand, the seeded uniform subset, receiver_direct and text_relay on passkey with the
  * tiny models (one prediction per row whose score is its digit accuracy, result rows
- * exact_match / accuracy / digit_accuracy that agree with the predictions), a GSM8K
+ * exact_match / accuracy / digit_accuracy that agree with the predictions; the relay's summaries
+ * stored as predictions.output), a GSM8K
  * receiver_direct run on the real file (skipped without ../shared), and the refusals: a
  * non-generate scheme or few-shot on a generation task. */
 #include <math.h>
@@ -106,7 +107,19 @@ static void test_passkey_runs(void) {
                   "max_new_tokens", 4);
     st = tp_runner_run(f.runner, s, &res, &err);
     TP_CHECKF(st == TP_OK, "%s", err.msg);
-    if (st == TP_OK) check_gen_run(&f, &res, 5);
+    if (st == TP_OK) {
+        check_gen_run(&f, &res, 5);
+        /* what the sender wrote is kept per example (predictions.output) */
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT COUNT(*) FROM predictions WHERE run_id = %lld AND output IS NOT NULL",
+                 (long long)res.run_id);
+        TP_CHECK(fx_count(&f, sql) == 5);
+        /* attaching an output to a prediction that does not exist is an error, not a no-op */
+        const char *id = "no-such-example", *out = "x";
+        st = tp_store_prediction_outputs_set(f.store, res.run_id, "eval", &id, &out, 1, &err);
+        TP_CHECK(st == TP_EINVAL && strstr(err.msg, "no-such-example"));
+    }
     json_decref(s);
     /* refusals (bridges on generation tasks: test_run_gen_bridge.c) */
     s = json_pack("{s:s, s:s, s:s, s:s}", "baseline", "receiver_direct", "receiver", "tiny_mistral",
