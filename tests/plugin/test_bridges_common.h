@@ -1,7 +1,9 @@
-/* test_bridges_common.h — fixture shared by the bridge tests (tests/plugin/test_bridges_*.c,
- * test_perceiver.c, test_flow_*.c): load a bridge .so (and a loss beside it) through the registry,
- * make instances from "k=v" option lists, deterministic inputs, forward into host buffers, and a
- * finite-difference gradient check of every parameter of a tiny configuration. */
+/* test_bridges_common.h — the plugin-test harness shared by the bridge and loss tests
+ * (tests/plugin/test_bridges_*.c, test_perceiver.c, test_flow_*.c, test_losses*.c): load a
+ * plugin .so through the registry; for losses, an instance from "k=v" options and one compute +
+ * backward; for bridges (and a loss beside one), instances from "k=v" option lists,
+ * deterministic inputs, forward into host buffers, and a finite-difference gradient check of
+ * every parameter of a tiny configuration. */
 #ifndef TP_TEST_BRIDGES_COMMON_H
 #define TP_TEST_BRIDGES_COMMON_H
 
@@ -24,19 +26,26 @@ typedef struct fixture {
     const tp_loss_vtable *fl; /* a loss loaded beside the bridge (fx_load_loss), or NULL */
 } fixture;
 
-static int fx_open(fixture *f, const char *name) {
-    memset(f, 0, sizeof *f);
+/* Loads <TELEPATHY_PLUGIN_PATH>/<bridges|losses>/<name>.so into *reg (a new registry when
+ * *reg is NULL) and finds it as kind. */
+__attribute__((unused)) static tp_status plugin_load(tp_plugin_kind kind, const char *name,
+                                                     tp_registry **reg, const tp_plugin **pl,
+                                                     tp_err *err) {
     const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    if (!dir) {
-        TP_CHECKF(0, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
-        return 0;
-    }
+    if (!dir) return tp_errf(err, TP_EINVAL, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
     char path[4096];
-    snprintf(path, sizeof path, "%s/bridges/%s.so", dir, name);
+    snprintf(path, sizeof path, "%s/%s/%s.so", dir, kind == TP_PLUGIN_LOSS ? "losses" : "bridges",
+             name);
+    if (!*reg) TP_TRY(tp_registry_new(reg, err));
+    TP_TRY(tp_registry_load(*reg, path, err));
+    return tp_registry_find(*reg, kind, name, pl, err);
+}
+
+__attribute__((unused)) static int fx_open(fixture *f, const char *name) {
+    memset(f, 0, sizeof *f);
     tp_err err = {0};
-    if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, path, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_BRIDGE, name, &f->plugin, &err) != TP_OK) {
-        TP_CHECKF(0, "loading %s: %s", path, err.msg);
+    if (plugin_load(TP_PLUGIN_BRIDGE, name, &f->reg, &f->plugin, &err) != TP_OK) {
+        TP_CHECKF(0, "loading bridge %s: %s", name, err.msg);
         tp_registry_free(f->reg);
         f->reg = NULL;
         return 0;
@@ -45,20 +54,17 @@ static int fx_open(fixture *f, const char *name) {
     return 1;
 }
 
-static void fx_close(fixture *f) {
+__attribute__((unused)) static void fx_close(fixture *f) {
     tp_registry_free(f->reg);
 }
 
 /* Loads losses/<name>.so into the fixture's registry as f->fl (after fx_open). On failure the
  * fixture is closed. */
 __attribute__((unused)) static int fx_load_loss(fixture *f, const char *name) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/losses/%s.so", getenv("TELEPATHY_PLUGIN_PATH"), name);
     const tp_plugin *pl = NULL;
     tp_err err = {0};
-    if (tp_registry_load(f->reg, path, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_LOSS, name, &pl, &err) != TP_OK) {
-        TP_CHECKF(0, "loading %s: %s", path, err.msg);
+    if (plugin_load(TP_PLUGIN_LOSS, name, &f->reg, &pl, &err) != TP_OK) {
+        TP_CHECKF(0, "loading loss %s: %s", name, err.msg);
         fx_close(f);
         f->reg = NULL;
         return 0;
@@ -67,14 +73,86 @@ __attribute__((unused)) static int fx_load_loss(fixture *f, const char *name) {
     return 1;
 }
 
+/* ---- losses ---------------------------------------------------------------------------------- */
+
+typedef struct loss_fx {
+    tp_registry *reg;
+    const tp_plugin *plugin;
+    const tp_loss_vtable *vt;
+    tp_options *opts;
+    tp_params ps;
+    void *state;
+} loss_fx;
+
+/* Loads losses/<name>.so and creates one instance with the k=v options. */
+__attribute__((unused)) static tp_status lfx_try(loss_fx *f, const char *name, const char *opts,
+                                                 const tp_bridge_dims *dims, tp_err *err) {
+    memset(f, 0, sizeof *f);
+    TP_TRY(plugin_load(TP_PLUGIN_LOSS, name, &f->reg, &f->plugin, err));
+    f->vt = f->plugin->desc.vtable;
+    const tp_plugin_desc *d = &f->plugin->desc;
+    TP_TRY(tp_options_new("loss", name, d->options, d->n_options, &f->opts, err));
+    if (opts && *opts) TP_TRY(tp_options_set_list(f->opts, opts, err));
+    return f->vt->create(f->opts, dims, &f->ps, &f->state, err);
+}
+
+__attribute__((unused)) static void lfx_close(loss_fx *f) {
+    if (f->state && f->vt) f->vt->destroy(f->state);
+    for (int i = 0; i < f->ps.n; i++) tp_tensor_free(f->ps.p[i]);
+    tp_options_free(f->opts);
+    tp_registry_free(f->reg);
+    memset(f, 0, sizeof *f);
+}
+
+__attribute__((unused)) static int lfx_open(loss_fx *f, const char *name, const char *opts,
+                                            const tp_bridge_dims *dims) {
+    tp_err err = {0};
+    tp_status st = lfx_try(f, name, opts, dims, &err);
+    TP_CHECKF(st == TP_OK, "%s (%s): %s", name, opts, err.msg);
+    if (st != TP_OK) lfx_close(f);
+    return st == TP_OK;
+}
+
+__attribute__((unused)) static tp_tensor *lfx_param(loss_fx *f, const char *name) {
+    for (int i = 0; i < f->ps.n; i++)
+        if (!strcmp(f->ps.p[i]->name, name)) return f->ps.p[i];
+    return NULL;
+}
+
+/* compute on in, then backward of the loss; returns 1 when both ran (the caller then reads the
+ * gradients) with *v the loss value (NAN otherwise). With st_out, a failed compute is the
+ * caller's to judge (status and error copied out); without, it fails the test (`what` names
+ * it). */
+__attribute__((unused)) static int lfx_run(loss_fx *f, tp_ctx *c, tp_loss_inputs *in,
+                                           const char *what, tp_status *st_out, tp_err *err_out,
+                                           double *v) {
+    tp_tensor *loss = NULL;
+    tp_err err = {0};
+    *v = NAN;
+    tp_status st = f->vt->compute(f->state, c, in, &loss, &err);
+    if (st_out) {
+        *st_out = st;
+        *err_out = err;
+    } else {
+        TP_CHECKF(st == TP_OK && loss, "%s compute: %s", what, err.msg);
+    }
+    if (st != TP_OK || !loss) return 0;
+    TP_CHECK(tp_numel(loss) == 1);
+    *v = tp_item(loss, 0);
+    TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+    return 1;
+}
+
+/* ---- bridges --------------------------------------------------------------------------------- */
+
 typedef struct inst {
     tp_options *opts;
     tp_params params;
     void *state;
 } inst;
 
-static tp_status inst_new(fixture *f, const char *opts, const tp_bridge_dims *dims, inst *in,
-                          tp_err *err) {
+__attribute__((unused)) static tp_status
+inst_new(fixture *f, const char *opts, const tp_bridge_dims *dims, inst *in, tp_err *err) {
     memset(in, 0, sizeof *in);
     const tp_plugin_desc *d = &f->plugin->desc;
     TP_TRY(tp_options_new("bridge", d->name, d->options, d->n_options, &in->opts, err));
@@ -82,7 +160,7 @@ static tp_status inst_new(fixture *f, const char *opts, const tp_bridge_dims *di
     return f->vt->create(in->opts, dims, &in->params, &in->state, err);
 }
 
-static void inst_free(fixture *f, inst *in) {
+__attribute__((unused)) static void inst_free(fixture *f, inst *in) {
     if (in->state) f->vt->destroy(in->state);
     for (int i = 0; i < in->params.n; i++) tp_tensor_free(in->params.p[i]);
     tp_options_free(in->opts);
@@ -95,13 +173,14 @@ __attribute__((unused)) static tp_tensor *param_named(inst *in, const char *name
     return NULL;
 }
 
-static float lcg_unit(unsigned *seed) { /* [-1, 1) */
+__attribute__((unused)) static float lcg_unit(unsigned *seed) { /* [-1, 1) */
     *seed = *seed * 1664525u + 1013904223u;
     return 2.0f * (float)(*seed >> 8) / 16777216.0f - 1.0f;
 }
 
 /* Persistent f32 tensor with values in [-a, a). */
-static tp_tensor *persist(int ndim, const int64_t *shape, float a, unsigned *seed) {
+__attribute__((unused)) static tp_tensor *persist(int ndim, const int64_t *shape, float a,
+                                                  unsigned *seed) {
     tp_err err = {0};
     tp_tensor *t = tp_tensor_alloc(TP_F32, TP_CPU, ndim, shape, &err);
     if (!t) return NULL;
@@ -111,7 +190,7 @@ static tp_tensor *persist(int ndim, const int64_t *shape, float a, unsigned *see
 }
 
 /* Right-padded mask: row i has lens[i] real tokens. */
-static tp_tensor *make_mask(int64_t b, int64_t t, const int *lens) {
+__attribute__((unused)) static tp_tensor *make_mask(int64_t b, int64_t t, const int *lens) {
     tp_err err = {0};
     tp_tensor *m = tp_tensor_alloc(TP_F32, TP_CPU, TP_DIMS(b, t), &err);
     if (!m) return NULL;
@@ -140,8 +219,9 @@ __attribute__((unused)) static int metric_named(const tp_bridge_out *o, const ch
 
 /* Forward (after a context reset); the output tensor (soft, or the aux `which` if non-NULL)
  * is copied into buf (cap floats). Returns numel or -1. */
-static int64_t run_fwd(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask, int training,
-                       const char *which, float *buf, int64_t cap, tp_bridge_out *out_copy) {
+__attribute__((unused)) static int64_t run_fwd(fixture *f, inst *in, tp_ctx *c, tp_tensor *h,
+                                               tp_tensor *mask, int training, const char *which,
+                                               float *buf, int64_t cap, tp_bridge_out *out_copy) {
     tp_ctx_reset(c);
     tp_bridge_out out;
     tp_err err = {0};
@@ -170,8 +250,9 @@ __attribute__((unused)) static double row_rms(const float *buf, int64_t r, int64
 #define GC_MAX_OUT 4096
 
 /* loss = sum(out * R) in double, out = soft tokens or aux `which`. */
-static double gc_loss(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
-                      const char *which, const float *r, int64_t n) {
+__attribute__((unused)) static double gc_loss(fixture *f, inst *in, tp_ctx *c, tp_tensor *h,
+                                              tp_tensor *mask, const char *which, const float *r,
+                                              int64_t n) {
     static float buf[GC_MAX_OUT];
     if (run_fwd(f, in, c, h, mask, 1, which, buf, GC_MAX_OUT, NULL) != n) return NAN;
     double s = 0;

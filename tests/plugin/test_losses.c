@@ -6,55 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin/loader.h"
-#include "plugin/options.h"
-#include "telepathy/loss.h"
-#include "telepathy/tensor.h"
-#include "tp_test.h"
+#include "test_bridges_common.h"
 
-typedef struct fixture {
-    tp_registry *reg;
-    const tp_plugin *plugin;
-    const tp_loss_vtable *vt;
-    tp_options *opts;
-    void *state;
-} fixture;
-
-/* Loads losses/<name>.so and creates one instance with the k=v options. */
-static int fx_open(fixture *f, const char *name, const char *opts) {
-    memset(f, 0, sizeof *f);
-    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    if (!dir) {
-        TP_CHECKF(0, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
-        return 0;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/losses/%s.so", dir, name);
-    tp_err err = {0};
-    tp_params ps = {0};
+/* One instance of losses/<name>.so; these losses own no parameters. */
+static int loss_open(loss_fx *f, const char *name, const char *opts) {
     tp_bridge_dims dims = {.d_sender = 8, .d_receiver = 8, .recv_embed_rms = 0.0027f, .seed = 1};
-    if (tp_registry_new(&f->reg, &err) != TP_OK || tp_registry_load(f->reg, path, &err) != TP_OK ||
-        tp_registry_find(f->reg, TP_PLUGIN_LOSS, name, &f->plugin, &err) != TP_OK)
-        goto fail;
-    f->vt = f->plugin->desc.vtable;
-    const tp_plugin_desc *d = &f->plugin->desc;
-    if (tp_options_new("loss", name, d->options, d->n_options, &f->opts, &err) != TP_OK) goto fail;
-    if (opts && *opts && tp_options_set_list(f->opts, opts, &err) != TP_OK) goto fail;
-    if (f->vt->create(f->opts, &dims, &ps, &f->state, &err) != TP_OK) goto fail;
-    TP_CHECKF(ps.n == 0, "loss %s registered %d parameters", name, ps.n);
+    if (!lfx_open(f, name, opts, &dims)) return 0;
+    TP_CHECKF(f->ps.n == 0, "loss %s registered %d parameters", name, f->ps.n);
     return 1;
-fail:
-    TP_CHECKF(0, "%s (%s): %s", name, opts, err.msg);
-    tp_options_free(f->opts);
-    tp_registry_free(f->reg);
-    memset(f, 0, sizeof *f);
-    return 0;
-}
-
-static void fx_close(fixture *f) {
-    if (f->state) f->vt->destroy(f->state);
-    tp_options_free(f->opts);
-    tp_registry_free(f->reg);
 }
 
 /* Hand CE with PyTorch's label smoothing for rows [n,v]; grad (optional) gets dL/dlogits. */
@@ -84,7 +43,7 @@ static double ref_ce(const float *x, const int *t, int n, int v, double eps, dou
 
 /* Runs the loss with logits x [n,v] and targets t as the given input slots; checks value and
  * gradient against ref_ce. */
-static void check_ce(fixture *f, int first_token, const float *x, const int *t, int n, int v,
+static void check_ce(loss_fx *f, int first_token, const float *x, const int *t, int n, int v,
                      double eps) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
@@ -120,8 +79,8 @@ static void check_ce(fixture *f, int first_token, const float *x, const int *t, 
 }
 
 static void test_ce_sequence(void) {
-    fixture f;
-    if (!fx_open(&f, "ce", "")) return;
+    loss_fx f;
+    if (!loss_open(&f, "ce", "")) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_LOGITS);
     /* 4 label positions over a vocab of 5; one padded position (-100) */
@@ -135,16 +94,16 @@ static void test_ce_sequence(void) {
     check_ce(&f, 0, x, t, 4, 5, 0.0);
     /* all positions ignored: 0 */
     check_ce(&f, 0, x, (int[]){-100, -100, -100, -100}, 4, 5, 0.0);
-    fx_close(&f);
+    lfx_close(&f);
 
-    if (!fx_open(&f, "ce", "mode=sequence,label_smoothing=0.1")) return;
+    if (!loss_open(&f, "ce", "mode=sequence,label_smoothing=0.1")) return;
     check_ce(&f, 0, x, t, 4, 5, 0.1);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void test_ce_first_token(void) {
-    fixture f;
-    if (!fx_open(&f, "ce", "mode=first_token")) return;
+    loss_fx f;
+    if (!loss_open(&f, "ce", "mode=first_token")) return;
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_FIRST_TOKEN);
     const float x[6] = {2.0f, -1.0f, 0.5f, 0.5f, -0.3f, 1.7f};
     const int y[3] = {0, 1, 1};
@@ -163,16 +122,16 @@ static void test_ce_first_token(void) {
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EINVAL);
     TP_CHECKF(strstr(err.msg, "first_logits") != NULL, "message: %s", err.msg);
     tp_ctx_free(c);
-    fx_close(&f);
+    lfx_close(&f);
 
-    if (!fx_open(&f, "ce", "mode=first_token,label_smoothing=0.2")) return;
+    if (!loss_open(&f, "ce", "mode=first_token,label_smoothing=0.2")) return;
     check_ce(&f, 1, x, y, 3, 2, 0.2);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void test_ce_errors(void) {
-    fixture f;
-    if (!fx_open(&f, "ce", "")) return;
+    loss_fx f;
+    if (!loss_open(&f, "ce", "")) return;
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     tp_loss_inputs in = {0};
@@ -192,18 +151,18 @@ static void test_ce_errors(void) {
     tp_status st = f.vt->compute(f.state, c, &in, &loss, &err);
     TP_CHECKF(st != TP_OK, "target 7 with a vocabulary of 2 was accepted");
     tp_ctx_free(c);
-    fx_close(&f);
+    lfx_close(&f);
     /* bad option values are refused by the schema */
     tp_err e2 = {0};
-    fixture g;
+    loss_fx g;
     tp_options *o = NULL;
-    if (fx_open(&g, "ce", "")) {
+    if (loss_open(&g, "ce", "")) {
         const tp_plugin_desc *d = &g.plugin->desc;
         TP_CHECK(tp_options_new("loss", "ce", d->options, d->n_options, &o, &e2) == TP_OK);
         TP_CHECK(tp_options_set_list(o, "mode=tokens", &e2) != TP_OK);
         TP_CHECK(tp_options_set_list(o, "label_smoothing=1.5", &e2) != TP_OK);
         tp_options_free(o);
-        fx_close(&g);
+        lfx_close(&g);
     }
 }
 
@@ -249,7 +208,7 @@ static double ref_ent(const double *s, int b, int k, double tau) {
 }
 
 /* Runs the plugin on soft [b,m,d]; returns the loss and fills grad (dL/dsoft) if non-NULL. */
-static double run_div(fixture *f, const float *soft, int b, int m, int d, float *grad) {
+static double run_div(loss_fx *f, const float *soft, int b, int m, int d, float *grad) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     tp_tensor *s = tp_from_f32(c, TP_DIMS(b, m, d), soft);
@@ -277,7 +236,7 @@ static double run_div(fixture *f, const float *soft, int b, int m, int d, float 
 }
 
 /* Value vs ref (double), gradient vs central differences of ref. */
-static void check_div(fixture *f, int entropy, double tau, const float *soft, int b, int m, int d) {
+static void check_div(loss_fx *f, int entropy, double tau, const float *soft, int b, int m, int d) {
     int n = b * m * d;
     double s[256];
     for (int i = 0; i < n; i++) s[i] = soft[i];
@@ -313,8 +272,8 @@ static void fill(float *x, int n, unsigned seed) {
 }
 
 static void test_diversity_cosine(void) {
-    fixture f;
-    if (!fx_open(&f, "diversity", "")) return;
+    loss_fx f;
+    if (!loss_open(&f, "diversity", "")) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_SOFT);
     /* a hand case: 3 examples, M=1, D=2: (1,0), (0,1), (1,1) ->
@@ -332,12 +291,12 @@ static void test_diversity_cosine(void) {
     float x[60];
     fill(x, 60, 3);
     check_div(&f, 0, 1, x, 4, 3, 5);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void test_diversity_entropy(void) {
-    fixture f;
-    if (!fx_open(&f, "diversity", "form=entropy")) return;
+    loss_fx f;
+    if (!loss_open(&f, "diversity", "form=entropy")) return;
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_SOFT);
     /* a hand case: 2 examples, M=1, D=2: (1,1) and (3,-3)/... -> u = (1,1), (1,-1); ubar = (1,0)
      * zbar = softmax(1,0) = (e/(e+1), 1/(e+1)); loss = sum zbar log zbar */
@@ -355,16 +314,16 @@ static void test_diversity_entropy(void) {
     TP_CHECKF(l_col > l_div, "collapsed batch %g vs diverse %g", l_col, l_div);
     /* bounded by -log(M*D) (uniform zbar) */
     TP_CHECK(l_div >= -log(15.0) - 1e-6);
-    fx_close(&f);
+    lfx_close(&f);
 
-    if (!fx_open(&f, "diversity", "form=entropy,tau=0.25")) return;
+    if (!loss_open(&f, "diversity", "form=entropy,tau=0.25")) return;
     check_div(&f, 1, 0.25, x, 4, 3, 5);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void test_diversity_errors(void) {
-    fixture f;
-    if (!fx_open(&f, "diversity", "")) return;
+    loss_fx f;
+    if (!loss_open(&f, "diversity", "")) return;
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     tp_loss_inputs in = {0};
@@ -377,7 +336,7 @@ static void test_diversity_errors(void) {
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_ESHAPE);
     TP_CHECKF(strstr(err.msg, "[B,M,D]") != NULL, "message: %s", err.msg);
     tp_ctx_free(c);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 TP_TEST_RUN(TP_CASE(test_ce_sequence), TP_CASE(test_ce_first_token), TP_CASE(test_ce_errors),

@@ -9,22 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin/loader.h"
-#include "plugin/options.h"
-#include "telepathy/loss.h"
-#include "telepathy/tensor.h"
-#include "tp_test.h"
+#include "test_bridges_common.h"
 
 #define MAXN 4096
-
-typedef struct fixture {
-    tp_registry *reg;
-    const tp_plugin *plugin;
-    const tp_loss_vtable *vt;
-    tp_options *opts;
-    tp_params ps;
-    void *state;
-} fixture;
 
 /* Widths, sender vocabulary and seed; the rest as the trainer fills it. */
 static tp_bridge_dims mkdims(int d_s, int d_r, int v_s, uint64_t seed) {
@@ -39,55 +26,16 @@ static tp_bridge_dims mkdims(int d_s, int d_r, int v_s, uint64_t seed) {
     return d;
 }
 
-static tp_status fx_try(fixture *f, const char *name, const char *opts, const tp_bridge_dims *dims,
-                        tp_err *err) {
-    memset(f, 0, sizeof *f);
-    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    if (!dir) return tp_errf(err, TP_EINVAL, "TELEPATHY_PLUGIN_PATH is not set (ctest sets it)");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/losses/%s.so", dir, name);
-    TP_TRY(tp_registry_new(&f->reg, err));
-    TP_TRY(tp_registry_load(f->reg, path, err));
-    TP_TRY(tp_registry_find(f->reg, TP_PLUGIN_LOSS, name, &f->plugin, err));
-    f->vt = f->plugin->desc.vtable;
-    const tp_plugin_desc *d = &f->plugin->desc;
-    TP_TRY(tp_options_new("loss", name, d->options, d->n_options, &f->opts, err));
-    if (opts && *opts) TP_TRY(tp_options_set_list(f->opts, opts, err));
-    return f->vt->create(f->opts, dims, &f->ps, &f->state, err);
-}
-
-static void fx_close(fixture *f) {
-    if (f->state && f->vt) f->vt->destroy(f->state);
-    for (int i = 0; i < f->ps.n; i++) tp_tensor_free(f->ps.p[i]);
-    tp_options_free(f->opts);
-    tp_registry_free(f->reg);
-    memset(f, 0, sizeof *f);
-}
-
-static int fx_open(fixture *f, const char *name, const char *opts, const tp_bridge_dims *dims) {
-    tp_err err = {0};
-    tp_status st = fx_try(f, name, opts, dims, &err);
-    TP_CHECKF(st == TP_OK, "%s (%s): %s", name, opts, err.msg);
-    if (st != TP_OK) fx_close(f);
-    return st == TP_OK;
-}
-
 /* create must fail with a message containing needle. */
 static void create_error(const char *name, const char *opts, const tp_bridge_dims *dims,
                          const char *needle) {
-    fixture f;
+    loss_fx f;
     tp_err err = {0};
-    tp_status st = fx_try(&f, name, opts, dims, &err);
+    tp_status st = lfx_try(&f, name, opts, dims, &err);
     TP_CHECKF(st != TP_OK, "%s (%s) was accepted", name, opts);
     TP_CHECKF(strstr(err.msg, needle) != NULL, "%s (%s): message '%s' lacks '%s'", name, opts,
               err.msg, needle);
-    fx_close(&f);
-}
-
-static tp_tensor *param_named(fixture *f, const char *name) {
-    for (int i = 0; i < f->ps.n; i++)
-        if (!strcmp(f->ps.p[i]->name, name)) return f->ps.p[i];
-    return NULL;
+    lfx_close(&f);
 }
 
 static void fill(double *x, int n, unsigned seed, double a) {
@@ -219,14 +167,14 @@ static double nc_ref(void *ud) {
 }
 
 /* Runs the plugin on the case; returns the loss, fills grads of soft and of the projection. */
-static double nc_run(fixture *f, nc_case *k, float *g_soft, float *g_w, float *g_c) {
+static double nc_run(loss_fx *f, nc_case *k, float *g_soft, float *g_w, float *g_c) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     float sf[256], hf[256], mf[64];
     to_f(k->soft, sf, k->b * k->m * k->d);
     to_f(k->h, hf, k->b * k->t * k->ds);
     to_f(k->mask, mf, k->b * k->t);
-    tp_tensor *w = param_named(f, "infonce.proj.weight"), *cb = param_named(f, "infonce.proj.bias");
+    tp_tensor *w = lfx_param(f, "infonce.proj.weight"), *cb = lfx_param(f, "infonce.proj.bias");
     if (w) set_param(w, k->w);
     if (cb) set_param(cb, k->c);
     for (int i = 0; i < f->ps.n; i++) tp_param_zero_grad(f->ps.p[i]);
@@ -235,15 +183,8 @@ static double nc_run(fixture *f, nc_case *k, float *g_soft, float *g_w, float *g
     in.sender_h = tp_from_f32(c, TP_DIMS(k->b, k->t, k->ds), hf);
     in.sender_mask = tp_from_f32(c, TP_DIMS(k->b, k->t), mf);
     tp_requires_grad(c, in.soft);
-    tp_tensor *loss = NULL;
-    tp_err err = {0};
-    double v = NAN;
-    tp_status st = f->vt->compute(f->state, c, &in, &loss, &err);
-    TP_CHECKF(st == TP_OK && loss, "infonce compute: %s", err.msg);
-    if (st == TP_OK && loss) {
-        TP_CHECK(tp_numel(loss) == 1);
-        v = tp_item(loss, 0);
-        TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+    double v;
+    if (lfx_run(f, c, &in, "infonce", NULL, NULL, &v)) {
         if (g_soft) grad_of(in.soft, g_soft);
         if (g_w && w) grad_of(w, g_w);
         if (g_c && cb) grad_of(cb, g_c);
@@ -254,8 +195,8 @@ static double nc_run(fixture *f, nc_case *k, float *g_soft, float *g_w, float *g
 
 static void test_infonce_hand(void) {
     tp_bridge_dims dims = mkdims(2, 2, 10, 1);
-    fixture f;
-    if (!fx_open(&f, "infonce", "tau=1", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "infonce", "tau=1", &dims)) return;
     TP_CHECK(strcmp(f.plugin->desc.version, "1") == 0);
     TP_CHECK(f.vt->needs(f.state) == (TP_NEED_SOFT | TP_NEED_SENDER));
     TP_CHECKF(f.ps.n == 0, "equal widths: %d parameters, expected none", f.ps.n);
@@ -273,21 +214,21 @@ static void test_infonce_hand(void) {
     /* a batch of one: only the positive pair -> 0 */
     k.b = 1;
     TP_CHECK_NEAR(nc_run(&f, &k, NULL, NULL, NULL), 0.0, 1e-7);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void nc_grad_case(const char *opts, int ds, int proj, int sym, double tau) {
     tp_bridge_dims dims = mkdims(ds, 4, 10, 5);
-    fixture f;
-    if (!fx_open(&f, "infonce", opts, &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "infonce", opts, &dims)) return;
     TP_CHECKF(f.ps.n == (proj ? 2 : 0), "%s: %d parameters", opts, f.ps.n);
     nc_case k = {.b = 3, .m = 2, .d = 4, .t = 3, .ds = ds, .proj = proj, .sym = sym, .tau = tau};
     fill(k.soft, 24, 11, 1.0);
     fill(k.h, 3 * 3 * ds, 12, 2.0);
     for (int i = 0; i < 9; i++) k.mask[i] = (i % 3 == 2 && i > 3) ? 0 : 1;
     if (proj) {
-        get_param(param_named(&f, "infonce.proj.weight"), k.w);
-        get_param(param_named(&f, "infonce.proj.bias"), k.c);
+        get_param(lfx_param(&f, "infonce.proj.weight"), k.w);
+        get_param(lfx_param(&f, "infonce.proj.bias"), k.c);
         double bound = 1 / sqrt((double)ds), mx = 0;
         for (int i = 0; i < 4 * ds; i++) mx = fmax(mx, fabs(k.w[i]));
         TP_CHECKF(mx <= bound && mx > 0.3 * bound, "projection init max %g (bound %g)", mx, bound);
@@ -300,7 +241,7 @@ static void nc_grad_case(const char *opts, int ds, int proj, int sym, double tau
         fd_check(nc_ref, &k, k.w, 4 * ds, gw, "infonce d/dproj.weight");
         fd_check(nc_ref, &k, k.c, 4, gc, "infonce d/dproj.bias");
     }
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void test_infonce_grads(void) {
@@ -314,8 +255,8 @@ static void test_infonce_errors(void) {
     tp_bridge_dims dims = mkdims(3, 4, 10, 1);
     create_error("infonce", "projection=never", &dims, "differs");
     create_error("infonce", "tau=0", &dims, "tau");
-    fixture f;
-    if (!fx_open(&f, "infonce", "", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "infonce", "", &dims)) return;
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     tp_loss_inputs in = {0};
@@ -331,7 +272,7 @@ static void test_infonce_errors(void) {
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EINVAL);
     TP_CHECKF(strstr(err.msg, "soft tokens"), "%s", err.msg);
     tp_ctx_free(c);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 /* ---- reconstruction ----------------------------------------------------------------------- */
@@ -368,15 +309,15 @@ static double rc_ref(void *ud) {
     return l;
 }
 
-static double rc_run(fixture *f, rc_case *k, float *g_soft, float *g_w, float *g_c) {
+static double rc_run(loss_fx *f, rc_case *k, float *g_soft, float *g_w, float *g_c) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     float sf[256], hf[256], mf[64];
     to_f(k->soft, sf, k->b * k->m * k->d);
     to_f(k->h, hf, k->b * k->t * k->ds);
     to_f(k->mask, mf, k->b * k->t);
-    tp_tensor *w = param_named(f, "reconstruction.head.weight");
-    tp_tensor *cb = param_named(f, "reconstruction.head.bias");
+    tp_tensor *w = lfx_param(f, "reconstruction.head.weight");
+    tp_tensor *cb = lfx_param(f, "reconstruction.head.bias");
     if (w) set_param(w, k->w);
     if (cb) set_param(cb, k->c);
     for (int i = 0; i < f->ps.n; i++) tp_param_zero_grad(f->ps.p[i]);
@@ -385,14 +326,8 @@ static double rc_run(fixture *f, rc_case *k, float *g_soft, float *g_w, float *g
     in.sender_h = tp_from_f32(c, TP_DIMS(k->b, k->t, k->ds), hf);
     in.sender_mask = tp_from_f32(c, TP_DIMS(k->b, k->t), mf);
     tp_requires_grad(c, in.soft);
-    tp_tensor *loss = NULL;
-    tp_err err = {0};
-    double v = NAN;
-    tp_status st = f->vt->compute(f->state, c, &in, &loss, &err);
-    TP_CHECKF(st == TP_OK && loss, "reconstruction compute: %s", err.msg);
-    if (st == TP_OK && loss) {
-        v = tp_item(loss, 0);
-        TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+    double v;
+    if (lfx_run(f, c, &in, "reconstruction", NULL, NULL, &v)) {
         if (g_soft) grad_of(in.soft, g_soft);
         if (g_w && w) grad_of(w, g_w);
         if (g_c && cb) grad_of(cb, g_c);
@@ -403,22 +338,22 @@ static double rc_run(fixture *f, rc_case *k, float *g_soft, float *g_w, float *g
 
 static void test_reconstruction(void) {
     tp_bridge_dims same = mkdims(2, 2, 10, 1);
-    fixture f;
+    loss_fx f;
     /* hand: B=1, M=1, soft (1,0), sender mean (1,1): 1 - cos = 1 - 1/sqrt2; MSE = 0.5 */
     rc_case k = {.b = 1, .m = 1, .d = 2, .t = 1, .ds = 2, .head = 0, .mse = 0};
     k.soft[0] = 1;
     k.h[0] = k.h[1] = 1;
     k.mask[0] = 1;
-    if (fx_open(&f, "reconstruction", "", &same)) {
+    if (lfx_open(&f, "reconstruction", "", &same)) {
         TP_CHECK(f.vt->needs(f.state) == (TP_NEED_SOFT | TP_NEED_SENDER));
         TP_CHECK(f.ps.n == 0);
         TP_CHECK_NEAR(rc_run(&f, &k, NULL, NULL, NULL), 1 - 1 / sqrt(2.0), 1e-6);
-        fx_close(&f);
+        lfx_close(&f);
     }
-    if (fx_open(&f, "reconstruction", "form=mse", &same)) {
+    if (lfx_open(&f, "reconstruction", "form=mse", &same)) {
         k.mse = 1;
         TP_CHECK_NEAR(rc_run(&f, &k, NULL, NULL, NULL), 0.5, 1e-6);
-        fx_close(&f);
+        lfx_close(&f);
     }
     /* gradients: no head / auto head (widths differ) / forced head, both forms */
     struct {
@@ -431,7 +366,7 @@ static void test_reconstruction(void) {
               {"head=linear", 4, 1, 0}};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         tp_bridge_dims dims = mkdims(cs[i].ds, 4, 10, 9);
-        if (!fx_open(&f, "reconstruction", cs[i].opts, &dims)) continue;
+        if (!lfx_open(&f, "reconstruction", cs[i].opts, &dims)) continue;
         TP_CHECKF(f.ps.n == (cs[i].head ? 2 : 0), "%s: %d params", cs[i].opts, f.ps.n);
         rc_case g = {
             .b = 3, .m = 2, .d = 4, .t = 3, .ds = cs[i].ds, .head = cs[i].head, .mse = cs[i].mse};
@@ -439,8 +374,8 @@ static void test_reconstruction(void) {
         fill(g.h, 9 * cs[i].ds, 22, 2.0);
         for (int j = 0; j < 9; j++) g.mask[j] = j == 8 ? 0 : 1;
         if (g.head) {
-            get_param(param_named(&f, "reconstruction.head.weight"), g.w);
-            get_param(param_named(&f, "reconstruction.head.bias"), g.c);
+            get_param(lfx_param(&f, "reconstruction.head.weight"), g.w);
+            get_param(lfx_param(&f, "reconstruction.head.bias"), g.c);
         }
         float gs[64], gw[64], gc[8];
         double got = rc_run(&f, &g, gs, gw, gc);
@@ -450,12 +385,12 @@ static void test_reconstruction(void) {
             fd_check(rc_ref, &g, g.w, 4 * cs[i].ds, gw, "reconstruction head.weight");
             fd_check(rc_ref, &g, g.c, cs[i].ds, gc, "reconstruction head.bias");
         }
-        fx_close(&f);
+        lfx_close(&f);
     }
     tp_bridge_dims diff = mkdims(3, 4, 10, 1);
     create_error("reconstruction", "head=none", &diff, "differs");
     create_error("reconstruction", "form=l1", &diff, "form");
-    if (fx_open(&f, "reconstruction", "", &diff)) {
+    if (lfx_open(&f, "reconstruction", "", &diff)) {
         tp_ctx *c = tp_ctx_new(TP_CPU);
         tp_ctx_reset(c);
         tp_loss_inputs in = {0};
@@ -467,7 +402,7 @@ static void test_reconstruction(void) {
         TP_CHECKF(strstr(err.msg, "reconstruction") && strstr(err.msg, "sender states"), "%s",
                   err.msg);
         tp_ctx_free(c);
-        fx_close(&f);
+        lfx_close(&f);
     }
 }
 
@@ -527,7 +462,7 @@ static double an_ref(void *ud) {
     return l;
 }
 
-static double an_run(fixture *f, an_case *k, float *g_soft, tp_status *st_out, tp_err *err_out) {
+static double an_run(loss_fx *f, an_case *k, float *g_soft, tp_status *st_out, tp_err *err_out) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     float sf[256], ef[256], mf[64];
@@ -539,19 +474,8 @@ static double an_run(fixture *f, an_case *k, float *g_soft, tp_status *st_out, t
     in.target_emb = tp_from_f32(c, TP_DIMS(k->b, k->l, k->d), ef);
     in.target_emb_mask = tp_from_f32(c, TP_DIMS(k->b, k->l), mf);
     tp_requires_grad(c, in.soft);
-    tp_tensor *loss = NULL;
-    tp_err err = {0};
-    double v = NAN;
-    tp_status st = f->vt->compute(f->state, c, &in, &loss, &err);
-    if (st_out) {
-        *st_out = st;
-        *err_out = err;
-    } else {
-        TP_CHECKF(st == TP_OK && loss, "anchor compute: %s", err.msg);
-    }
-    if (st == TP_OK && loss) {
-        v = tp_item(loss, 0);
-        TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+    double v;
+    if (lfx_run(f, c, &in, "anchor", st_out, err_out, &v)) {
         if (g_soft) grad_of(in.soft, g_soft);
     }
     tp_ctx_free(c);
@@ -560,8 +484,8 @@ static double an_run(fixture *f, an_case *k, float *g_soft, tp_status *st_out, t
 
 static void test_anchor(void) {
     tp_bridge_dims dims = mkdims(4, 2, 10, 1);
-    fixture f;
-    if (!fx_open(&f, "anchor", "form=mse", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "anchor", "form=mse", &dims)) return;
     TP_CHECK(f.vt->needs(f.state) == (TP_NEED_SOFT | TP_NEED_TARGET_EMB));
     TP_CHECK(f.ps.n == 0);
     /* hand: B=1, M=3, D=2, target rows e0=(1,0), e1=(3,2), then a padded row (wild values).
@@ -574,11 +498,11 @@ static void test_anchor(void) {
     memcpy(k.mask, mask, sizeof mask);
     TP_CHECK_NEAR(an_ref(&k), 13.0 / 6.0, 1e-12);
     TP_CHECK_NEAR(an_run(&f, &k, NULL, NULL, NULL), 13.0 / 6.0, 1e-6);
-    fx_close(&f);
+    lfx_close(&f);
     /* value and gradient of every form x match, with padding in the middle rows */
     const char *opts[4] = {"form=mse", "form=cosine", "form=mse,match=mean", "match=mean"};
     for (int i = 0; i < 4; i++) {
-        if (!fx_open(&f, "anchor", opts[i], &dims)) continue;
+        if (!lfx_open(&f, "anchor", opts[i], &dims)) continue;
         an_case g = {.b = 3, .m = 4, .d = 3, .l = 5, .mse = i % 2 == 0, .mean = i >= 2};
         fill(g.soft, 36, 31 + (unsigned)i, 1.0);
         fill(g.e, 45, 32, 1.0);
@@ -595,10 +519,10 @@ static void test_anchor(void) {
         one.m = 1;
         double got1 = an_run(&f, &one, NULL, NULL, NULL);
         TP_CHECK_NEAR(got1, an_ref(&one), 1e-5 * fmax(1, fabs(got1)));
-        fx_close(&f);
+        lfx_close(&f);
     }
     /* errors: an empty target row names the row; no target at all names target_emb */
-    if (fx_open(&f, "anchor", "", &dims)) {
+    if (lfx_open(&f, "anchor", "", &dims)) {
         an_case g = {.b = 2, .m = 2, .d = 2, .l = 2};
         g.mask[0] = g.mask[1] = 1;
         tp_status st;
@@ -617,7 +541,7 @@ static void test_anchor(void) {
         in.target_emb = tp_from_f32(c, TP_DIMS(2, 2, 1), x); /* D 1 vs 2 */
         TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_ESHAPE);
         tp_ctx_free(c);
-        fx_close(&f);
+        lfx_close(&f);
     }
     create_error("anchor", "match=first", &dims, "match");
 }
@@ -651,13 +575,13 @@ static double bw_ref(void *ud) {
     return l / (k->b * k->v);
 }
 
-static double bw_run(fixture *f, bw_case *k, float *g_soft, float *g_w, float *g_c, tp_status *sto,
+static double bw_run(loss_fx *f, bw_case *k, float *g_soft, float *g_w, float *g_c, tp_status *sto,
                      tp_err *erro) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     float sf[256];
     to_f(k->soft, sf, k->b * k->m * k->d);
-    tp_tensor *w = param_named(f, "bow.head.weight"), *cb = param_named(f, "bow.head.bias");
+    tp_tensor *w = lfx_param(f, "bow.head.weight"), *cb = lfx_param(f, "bow.head.bias");
     set_param(w, k->w);
     set_param(cb, k->c);
     for (int i = 0; i < f->ps.n; i++) tp_param_zero_grad(f->ps.p[i]);
@@ -665,19 +589,8 @@ static double bw_run(fixture *f, bw_case *k, float *g_soft, float *g_w, float *g
     in.soft = tp_from_f32(c, TP_DIMS(k->b, k->m, k->d), sf);
     in.answer_ids = tp_from_i32(c, TP_DIMS(k->b, k->la), k->ids);
     tp_requires_grad(c, in.soft);
-    tp_tensor *loss = NULL;
-    tp_err err = {0};
-    double v = NAN;
-    tp_status st = f->vt->compute(f->state, c, &in, &loss, &err);
-    if (sto) {
-        *sto = st;
-        *erro = err;
-    } else {
-        TP_CHECKF(st == TP_OK && loss, "bow compute: %s", err.msg);
-    }
-    if (st == TP_OK && loss) {
-        v = tp_item(loss, 0);
-        TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+    double v;
+    if (lfx_run(f, c, &in, "bow", sto, erro, &v)) {
         if (g_soft) grad_of(in.soft, g_soft);
         if (g_w) grad_of(w, g_w);
         if (g_c) grad_of(cb, g_c);
@@ -688,13 +601,13 @@ static double bw_run(fixture *f, bw_case *k, float *g_soft, float *g_w, float *g
 
 static void test_bow(void) {
     tp_bridge_dims dims = mkdims(4, 3, 5, 1); /* sender vocab 5, receiver width 3 */
-    fixture f;
-    if (!fx_open(&f, "bow", "pos_weight=3", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "bow", "pos_weight=3", &dims)) return;
     TP_CHECK(f.vt->needs(f.state) == (TP_NEED_SOFT | TP_NEED_ANSWER_IDS));
-    tp_tensor *hw = param_named(&f, "bow.head.weight"), *hb = param_named(&f, "bow.head.bias");
+    tp_tensor *hw = lfx_param(&f, "bow.head.weight"), *hb = lfx_param(&f, "bow.head.bias");
     TP_CHECK(f.ps.n == 2 && hw && hb);
     if (!hw || !hb) {
-        fx_close(&f);
+        lfx_close(&f);
         return;
     }
     TP_CHECK(hw->shape[0] == 5 && hw->shape[1] == 3 && hb->shape[0] == 5);
@@ -742,7 +655,7 @@ static void test_bow(void) {
     in.answer_ids = tp_from_f32(c, TP_DIMS(3, 1), x); /* f32 ids */
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EDTYPE);
     tp_ctx_free(c);
-    fx_close(&f);
+    lfx_close(&f);
     tp_bridge_dims novocab = dims;
     novocab.sender_vocab = 0;
     create_error("bow", "", &novocab, "sender_vocab");
@@ -776,7 +689,7 @@ static double tw_ref(void *ud) {
     return den > 0 ? num / den : 0;
 }
 
-static double tw_run(fixture *f, tw_case *k, float *g, tp_status *sto, tp_err *erro) {
+static double tw_run(loss_fx *f, tw_case *k, float *g, tp_status *sto, tp_err *erro) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     float xf[256];
@@ -787,19 +700,8 @@ static double tw_run(fixture *f, tw_case *k, float *g, tp_status *sto, tp_err *e
     in.targets = tp_from_i32(c, TP_DIMS(k->n), k->t);
     in.labels = tp_from_i32(c, TP_DIMS(k->b), lab);
     tp_requires_grad(c, in.logits);
-    tp_tensor *loss = NULL;
-    tp_err err = {0};
-    double v = NAN;
-    tp_status st = f->vt->compute(f->state, c, &in, &loss, &err);
-    if (sto) {
-        *sto = st;
-        *erro = err;
-    } else {
-        TP_CHECKF(st == TP_OK && loss, "token_weighting compute: %s", err.msg);
-    }
-    if (st == TP_OK && loss) {
-        v = tp_item(loss, 0);
-        TP_CHECK(tp_backward(c, loss, NULL) == TP_OK);
+    double v;
+    if (lfx_run(f, c, &in, "token_weighting", sto, erro, &v)) {
         if (g) grad_of(in.logits, g);
     }
     tp_ctx_free(c);
@@ -808,8 +710,8 @@ static double tw_run(fixture *f, tw_case *k, float *g, tp_status *sto, tp_err *e
 
 static void test_token_weighting(void) {
     tp_bridge_dims dims = mkdims(4, 4, 10, 1);
-    fixture f;
-    if (!fx_open(&f, "token_weighting", "k=1,w=2", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "token_weighting", "k=1,w=2", &dims)) return;
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_LOGITS);
     TP_CHECK(f.ps.n == 0);
     /* hand: all-zero logits over V=4 -> every nll is log 4; rows [1, 2, pad] and [3, pad, pad],
@@ -819,11 +721,11 @@ static void test_token_weighting(void) {
     memcpy(k.t, t, sizeof t);
     TP_CHECK_NEAR(tw_ref(&k), 5.0 / 3.0 * log(4.0), 1e-12);
     TP_CHECK_NEAR(tw_run(&f, &k, NULL, NULL, NULL), 5.0 / 3.0 * log(4.0), 1e-6);
-    fx_close(&f);
-    if (fx_open(&f, "token_weighting", "k=1,w=2,normalize=weights", &dims)) {
+    lfx_close(&f);
+    if (lfx_open(&f, "token_weighting", "k=1,w=2,normalize=weights", &dims)) {
         k.by_weights = 1; /* 5 log4 / (2 + 1 + 2) */
         TP_CHECK_NEAR(tw_run(&f, &k, NULL, NULL, NULL), log(4.0), 1e-6);
-        fx_close(&f);
+        lfx_close(&f);
     }
     /* value and gradient: default k=10 w=100 (the study's phase 11) with rows longer than k,
      * and a small k */
@@ -837,7 +739,7 @@ static void test_token_weighting(void) {
               {"k=0", 0, 0, 100},
               {"w=1", 10, 0, 1}};
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
-        if (!fx_open(&f, "token_weighting", cs[i].opts, &dims)) continue;
+        if (!lfx_open(&f, "token_weighting", cs[i].opts, &dims)) continue;
         tw_case g = {.n = 36, .v = 4, .b = 3, .k = cs[i].k, .w = cs[i].w, .by_weights = cs[i].byw};
         fill(g.x, 144, 51 + (unsigned)i, 2.0);
         for (int j = 0; j < 36; j++) {
@@ -849,10 +751,10 @@ static void test_token_weighting(void) {
         double got = tw_run(&f, &g, gg, NULL, NULL);
         TP_CHECK_NEAR(got, tw_ref(&g), 1e-5 * fmax(1, fabs(got)));
         fd_check(tw_ref, &g, g.x, 144, gg, cs[i].opts);
-        fx_close(&f);
+        lfx_close(&f);
     }
     /* no target at all: 0 */
-    if (fx_open(&f, "token_weighting", "", &dims)) {
+    if (lfx_open(&f, "token_weighting", "", &dims)) {
         tw_case z = {.n = 4, .v = 4, .b = 2, .k = 10, .w = 100};
         for (int j = 0; j < 4; j++) z.t[j] = -100;
         TP_CHECK_NEAR(tw_run(&f, &z, NULL, NULL, NULL), 0.0, 0);
@@ -876,7 +778,7 @@ static void test_token_weighting(void) {
         TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EINVAL);
         TP_CHECKF(strstr(err.msg, "no logits"), "%s", err.msg);
         tp_ctx_free(c);
-        fx_close(&f);
+        lfx_close(&f);
     }
     create_error("token_weighting", "normalize=sum", &dims, "normalize");
 }
@@ -897,8 +799,8 @@ static double fm_ref(void *ud) {
 
 static void test_flow_match(void) {
     tp_bridge_dims dims = mkdims(4, 4, 10, 1);
-    fixture f;
-    if (!fx_open(&f, "flow_match", "", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "flow_match", "", &dims)) return;
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_AUX);
     TP_CHECK(f.ps.n == 0);
     tp_ctx *c = tp_ctx_new(TP_CPU);
@@ -961,13 +863,13 @@ static void test_flow_match(void) {
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EINVAL);
     TP_CHECKF(strstr(err.msg, "'flow_pred'") && strstr(err.msg, "none"), "%s", err.msg);
     tp_ctx_free(c);
-    fx_close(&f);
+    lfx_close(&f);
 }
 
 static void test_vq_commit(void) {
     tp_bridge_dims dims = mkdims(4, 4, 10, 1);
-    fixture f;
-    if (!fx_open(&f, "vq_commit", "", &dims)) return;
+    loss_fx f;
+    if (!lfx_open(&f, "vq_commit", "", &dims)) return;
     TP_CHECK(f.vt->needs(f.state) == TP_NEED_AUX);
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
@@ -1020,13 +922,13 @@ static void test_vq_commit(void) {
     bo.n_aux = 1;
     TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_EINVAL);
     TP_CHECKF(strstr(err.msg, "'vq_commit'") && strstr(err.msg, "codes"), "%s", err.msg);
-    fx_close(&f);
-    if (fx_open(&f, "vq_commit", "include_entropy=false", &dims)) {
+    lfx_close(&f);
+    if (lfx_open(&f, "vq_commit", "include_entropy=false", &dims)) {
         bo.n_aux = 3;
         bo.aux[2] = tp_full(c, TP_F32, TP_DIMS(1), -0.125);
         TP_CHECK(f.vt->compute(f.state, c, &in, &loss, &err) == TP_OK);
         if (loss) TP_CHECK_NEAR(tp_item(loss, 0), 0.75, 1e-7);
-        fx_close(&f);
+        lfx_close(&f);
     }
     tp_ctx_free(c);
 }
@@ -1034,15 +936,11 @@ static void test_vq_commit(void) {
 /* With the real vq bridge: the loss is its commitment term (+ its entropy bonus), and its
  * gradient reaches the codebook (which learns only through this loss). */
 static void test_vq_commit_with_vq_bridge(void) {
-    const char *dir = getenv("TELEPATHY_PLUGIN_PATH");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/bridges/vq.so", dir ? dir : ".");
     tp_registry *reg = NULL;
     const tp_plugin *vq = NULL;
     tp_err err = {0};
-    if (tp_registry_new(&reg, &err) != TP_OK || tp_registry_load(reg, path, &err) != TP_OK ||
-        tp_registry_find(reg, TP_PLUGIN_BRIDGE, "vq", &vq, &err) != TP_OK) {
-        TP_CHECKF(0, "loading %s: %s", path, err.msg);
+    if (plugin_load(TP_PLUGIN_BRIDGE, "vq", &reg, &vq, &err) != TP_OK) {
+        TP_CHECKF(0, "loading bridge vq: %s", err.msg);
         tp_registry_free(reg);
         return;
     }
@@ -1052,7 +950,7 @@ static void test_vq_commit_with_vq_bridge(void) {
         tp_options *o = NULL;
         tp_params ps = {0};
         void *bs = NULL;
-        fixture f;
+        loss_fx f;
         const char *bopts = ent ? "tokens=2,depth=1,heads=2,codebook=5,entropy_weight=0.1"
                                 : "tokens=2,depth=1,heads=2,codebook=5";
         if (tp_options_new("bridge", "vq", vq->desc.options, vq->desc.n_options, &o, &err) !=
@@ -1060,7 +958,7 @@ static void test_vq_commit_with_vq_bridge(void) {
             tp_options_set_list(o, bopts, &err) != TP_OK ||
             bv->create(o, &dims, &ps, &bs, &err) != TP_OK) {
             TP_CHECKF(0, "vq (%s): %s", bopts, err.msg);
-        } else if (fx_open(&f, "vq_commit", "", &dims)) {
+        } else if (lfx_open(&f, "vq_commit", "", &dims)) {
             double hv[2 * 3 * 6];
             fill(hv, 36, 71, 1.0);
             float hf[36];
@@ -1094,7 +992,7 @@ static void test_vq_commit_with_vq_bridge(void) {
                 TP_CHECKF(reached, "the commitment loss did not reach the codebook");
             }
             tp_ctx_free(c);
-            fx_close(&f);
+            lfx_close(&f);
         }
         if (bs) bv->destroy(bs);
         for (int i = 0; i < ps.n; i++) tp_tensor_free(ps.p[i]);
