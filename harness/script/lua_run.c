@@ -27,6 +27,7 @@
 #include "plugin/config.h"
 #include "run/run.h"
 #include "run/sweep.h"
+#include "run/plot.h"
 #include "run/table.h"
 #include "script/lua_runtime.h"
 #include "util/sha256.h"
@@ -448,6 +449,32 @@ static int l_table(lua_State *L) {
     return 1;
 }
 
+/* ---- tp.plot: the same figures as `telepathy plot`, from the script's results.db ---------- */
+
+static int l_plot(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    tp_plot_opts o = {0};
+    o.kind = opt_field(L, "kind");
+    o.out = opt_field(L, "out");
+    o.metric = opt_field(L, "metric");
+    o.x = opt_field(L, "x");
+    o.series = opt_field(L, "series");
+    o.split = opt_field(L, "split");
+    o.experiment = opt_field(L, "experiment");
+    o.origin = opt_field(L, "origin");
+    o.title = opt_field(L, "title");
+    if (!o.kind || !o.out)
+        return luaL_error(L, "tp.plot{}: 'kind' (scaling|layers|xy|curve|latency) and 'out' "
+                             "(FILE.png|.svg|.pdf) are required");
+    tp_err err = {0};
+    lua_runner *lr;
+    tp_status st = get_runner(L, &lr, &err);
+    if (st == TP_OK) st = tp_plot(lr->store, &o, &err);
+    if (st != TP_OK) return luaL_error(L, "tp.plot: %s", err.msg);
+    lua_pushstring(L, o.out);
+    return 1;
+}
+
 tp_status tp_lua_open_run(lua_State *L, tp_lua *rt, tp_err *err) {
     (void)rt;
     (void)err;
@@ -459,5 +486,7 @@ tp_status tp_lua_open_run(lua_State *L, tp_lua *rt, tp_err *err) {
     lua_setfield(L, -2, "planning");
     lua_pushcfunction(L, l_table);
     lua_setfield(L, -2, "table");
+    lua_pushcfunction(L, l_plot);
+    lua_setfield(L, -2, "plot");
     return TP_OK;
 }
