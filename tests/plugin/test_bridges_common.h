@@ -337,6 +337,96 @@ done:
     return worst;
 }
 
+/* sum(soft * r) in double from an eval forward's f32 soft tokens (n of them). */
+__attribute__((unused)) static double fd_loss(fixture *f, inst *in, tp_ctx *c, tp_tensor *h,
+                                              tp_tensor *mask, const float *r, int64_t n) {
+    static float buf[GC_MAX_OUT];
+    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, GC_MAX_OUT, NULL) != n) return NAN;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
+    return s;
+}
+
+/* How fd_compare differentiates. */
+typedef struct fd_opts {
+    float step;              /* 0: 0.1 x the tensor's RMS, within [1e-3, 1e-2] */
+    int max_entries;         /* about this many entries per tensor (evenly strided); 0 = all */
+    const char *const *zero; /* names (substrings) whose gradient must be exactly 0 */
+    const char *label;       /* the summary line's prefix, or NULL */
+} fd_opts;
+
+/* The gradients already in the parameters (of sum(soft * r) over m soft values) against a
+ * 4-point central difference of fd_loss, for the attention bridges: a key bias must get a zero
+ * gradient (softmax ignores a shift shared by every key), every other parameter a non-zero one
+ * within 2e-2 relative error. Returns the worst relative error. */
+__attribute__((unused)) static double fd_compare(fixture *f, inst *in, tp_ctx *c, tp_tensor *h,
+                                                 tp_tensor *mask, const float *r, int64_t m,
+                                                 const fd_opts *o) {
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < in->params.n; i++) {
+        tp_tensor *p = in->params.p[i];
+        int64_t n = tp_numel(p);
+        int must_zero = 0;
+        for (int z = 0; o->zero && o->zero[z]; z++)
+            if (strstr(p->name, o->zero[z])) must_zero = 1;
+        if (must_zero) {
+            double gg = 0;
+            for (int64_t k = 0; p->grad && k < n; k++)
+                gg += (double)((float *)p->grad->data)[k] * ((float *)p->grad->data)[k];
+            TP_CHECKF(sqrt(gg) == 0, "param %s should get no gradient (|g| %g)", p->name, sqrt(gg));
+            continue;
+        }
+        TP_CHECKF(p->grad != NULL, "param %s got no grad", p->name);
+        if (!p->grad) continue;
+        float *g = p->grad->data, *v = p->data;
+        float hh = o->step;
+        if (hh == 0) {
+            /* relative to the tensor's scale (latents are ~0.05 and feed a LayerNorm) */
+            double ms = 0;
+            for (int64_t k = 0; k < n; k++) ms += (double)v[k] * v[k];
+            hh = (float)fmin(1e-2, fmax(1e-3, 0.1 * sqrt(ms / (double)n)));
+        }
+        int64_t stride = o->max_entries > 0 && n > o->max_entries ? n / o->max_entries : 1;
+        double num = 0, den_a = 0, den_b = 0;
+        for (int64_t k = 0; k < n; k += stride) {
+            /* 4-point stencil: truncation O(h^4), so h can be large enough to keep the f32
+             * rounding of the forward pass out of the difference */
+            float keep = v[k];
+            double l[4];
+            const float off[4] = {2 * hh, hh, -hh, -2 * hh};
+            for (int q = 0; q < 4; q++) {
+                v[k] = keep + off[q];
+                l[q] = fd_loss(f, in, c, h, mask, r, m);
+            }
+            v[k] = keep;
+            double fd = (8 * (l[1] - l[2]) - (l[0] - l[3])) / (12.0 * (double)hh);
+            num += (fd - g[k]) * (fd - g[k]);
+            den_a += fd * fd;
+            den_b += (double)g[k] * g[k];
+        }
+        double rel = sqrt(num) / (sqrt(den_a) + sqrt(den_b) + 1e-12);
+        size_t nl = strlen(p->name);
+        if (nl > 6 && strcmp(p->name + nl - 6, "k.bias") == 0) {
+            TP_CHECKF(sqrt(den_b) < 1e-5,
+                      "param %s should have a zero gradient: |g| %g (finite differences: %g, "
+                      "f32 noise)",
+                      p->name, sqrt(den_b), sqrt(den_a));
+            continue;
+        }
+        TP_CHECKF(sqrt(den_b) > 1e-6, "param %s has an all-zero gradient", p->name);
+        TP_CHECKF(rel < 2e-2, "param %s: relative grad error %g (|g| %g, |fd| %g)", p->name, rel,
+                  sqrt(den_b), sqrt(den_a));
+        if (rel > worst) {
+            worst = rel;
+            worst_name = p->name;
+        }
+    }
+    fprintf(stderr, "  %s%s%d params, worst relative grad error %.3g (%s)\n",
+            o->label ? o->label : "", o->label ? ": " : "", in->params.n, worst, worst_name);
+    return worst;
+}
+
 /* create must fail and its message contain needle. */
 __attribute__((unused)) static void expect_error(fixture *f, const char *opts,
                                                  const tp_bridge_dims *dims, const char *needle) {

@@ -346,15 +346,6 @@ done:
 
 /* ---- gradients ------------------------------------------------------------------------------ */
 
-static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
-                      const float *r, int64_t n) {
-    float buf[256];
-    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, 256, NULL) != n) return NAN;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
-    return s;
-}
-
 /* Every parameter's gradient through the Euler chain (eval forward, steps = 2) against a 4-point
  * central difference, on up to 24 entries of each tensor. */
 static void test_grads_euler(void) {
@@ -391,49 +382,8 @@ static void test_grads_euler(void) {
         loss = tp_sum_all(c, tp_mul(c, out.soft, rt));
         TP_CHECKF(loss && tp_backward(c, loss, NULL) == TP_OK, "backward: %s", tp_ctx_error(c));
     }
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; loss && i < in.params.n; i++) {
-        tp_tensor *p = in.params.p[i];
-        int64_t n = tp_numel(p);
-        TP_CHECKF(p->grad != NULL, "param %s got no grad", p->name);
-        if (!p->grad) continue;
-        float *g = p->grad->data, *v = p->data;
-        int64_t stride = n > 24 ? n / 24 : 1;
-        double num = 0, den_a = 0, den_b = 0;
-        for (int64_t k = 0; k < n; k += stride) {
-            const float hh = 1e-2f;
-            float keep = v[k];
-            double l[4];
-            const float off[4] = {2 * hh, hh, -hh, -2 * hh};
-            for (int q = 0; q < 4; q++) {
-                v[k] = keep + off[q];
-                l[q] = loss_of(&f, &in, c, h, mask, r, 36);
-            }
-            v[k] = keep;
-            double fd = (8 * (l[1] - l[2]) - (l[0] - l[3])) / (12.0 * hh);
-            num += (fd - g[k]) * (fd - g[k]);
-            den_a += fd * fd;
-            den_b += (double)g[k] * g[k];
-        }
-        double rel = sqrt(num) / (sqrt(den_a) + sqrt(den_b) + 1e-12);
-        size_t nl = strlen(p->name);
-        if (nl > 6 && !strcmp(p->name + nl - 6, "k.bias")) {
-            /* softmax ignores a shift shared by every key: an exact zero gradient */
-            TP_CHECKF(sqrt(den_b) < 1e-5, "param %s should have a zero gradient: |g| %g", p->name,
-                      sqrt(den_b));
-            continue;
-        }
-        TP_CHECKF(sqrt(den_b) > 1e-6, "param %s has an all-zero gradient", p->name);
-        TP_CHECKF(rel < 2e-2, "param %s: relative grad error %g (|g| %g, |fd| %g)", p->name, rel,
-                  sqrt(den_b), sqrt(den_a));
-        if (rel > worst) {
-            worst = rel;
-            worst_name = p->name;
-        }
-    }
-    fprintf(stderr, "  %d params, worst relative grad error %.3g (%s)\n", in.params.n, worst,
-            worst_name);
+    fd_opts fo = {.step = 1e-2f, .max_entries = 24};
+    if (loss) fd_compare(&f, &in, c, h, mask, r, 36, &fo);
     tp_ctx_free(c);
     tp_tensor_free(h);
     tp_tensor_free(mask);

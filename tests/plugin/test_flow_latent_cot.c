@@ -128,15 +128,6 @@ static void test_recurrence(void) {
     fx_close(&f);
 }
 
-static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
-                      const float *r, int64_t n) {
-    float buf[512];
-    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, 512, NULL) != n) return NAN;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
-    return s;
-}
-
 /* Every parameter's gradient vs a 4-point central difference (the perceiver test's method). */
 static void lc_grad_check(const char *opts, const tp_bridge_dims *dims, int expect_params,
                           const char *const *zero_grad) {
@@ -179,60 +170,11 @@ static void lc_grad_check(const char *opts, const tp_bridge_dims *dims, int expe
         tp_sum_all(c, tp_mul(c, out.soft, tp_from_f32(c, out.soft->ndim, out.soft->shape, r)));
     TP_CHECKF(loss && tp_backward(c, loss, NULL) == TP_OK, "backward: %s", tp_ctx_error(c));
     if (!loss) goto done;
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < in.params.n; i++) {
-        tp_tensor *p = in.params.p[i];
-        int64_t n = tp_numel(p);
-        int must_zero = 0;
-        for (int z = 0; zero_grad && zero_grad[z]; z++)
-            if (strstr(p->name, zero_grad[z])) must_zero = 1;
-        double gg = 0;
-        for (int64_t k = 0; p->grad && k < n; k++)
-            gg += (double)((float *)p->grad->data)[k] * ((float *)p->grad->data)[k];
-        if (must_zero) {
-            TP_CHECKF(sqrt(gg) == 0, "param %s should get no gradient (|g| %g)", p->name, sqrt(gg));
-            continue;
-        }
-        TP_CHECKF(p->grad != NULL, "param %s got no grad", p->name);
-        if (!p->grad) continue;
-        float *g = p->grad->data, *v = p->data;
-        /* one step for all: 1e-2 keeps f32 rounding out of the small gradients of the
-         * previous-round attention (2 keys, nearly uniform weights), and the 4-point stencil's
-         * O(h^4) error stays small even for the ~0.05-sized latents */
-        const float hh = 1e-2f;
-        double num = 0, den_a = 0, den_b = 0;
-        for (int64_t k = 0; k < n; k++) {
-            float keep = v[k];
-            double l[4];
-            const float off[4] = {2 * hh, hh, -hh, -2 * hh};
-            for (int q = 0; q < 4; q++) {
-                v[k] = keep + off[q];
-                l[q] = loss_of(&f, &in, c, hs, mask, r, m);
-            }
-            v[k] = keep;
-            double fd = (8 * (l[1] - l[2]) - (l[0] - l[3])) / (12.0 * (double)hh);
-            num += (fd - g[k]) * (fd - g[k]);
-            den_a += fd * fd;
-            den_b += (double)g[k] * g[k];
-        }
-        double rel = sqrt(num) / (sqrt(den_a) + sqrt(den_b) + 1e-12);
-        size_t nl = strlen(p->name);
-        if (nl > 6 && strcmp(p->name + nl - 6, "k.bias") == 0) {
-            TP_CHECKF(sqrt(den_b) < 1e-5, "param %s should have a zero gradient: |g| %g", p->name,
-                      sqrt(den_b));
-            continue;
-        }
-        TP_CHECKF(sqrt(den_b) > 1e-6, "param %s has an all-zero gradient", p->name);
-        TP_CHECKF(rel < 2e-2, "param %s: relative grad error %g (|g| %g, |fd| %g)", p->name, rel,
-                  sqrt(den_b), sqrt(den_a));
-        if (rel > worst) {
-            worst = rel;
-            worst_name = p->name;
-        }
-    }
-    fprintf(stderr, "  %s: %d params, worst relative grad error %.3g (%s)\n", opts, in.params.n,
-            worst, worst_name);
+    /* one step for all: 1e-2 keeps f32 rounding out of the small gradients of the
+     * previous-round attention (2 keys, nearly uniform weights), and the 4-point stencil's
+     * O(h^4) error stays small even for the ~0.05-sized latents */
+    fd_opts fo = {.step = 1e-2f, .zero = zero_grad, .label = opts};
+    fd_compare(&f, &in, c, hs, mask, r, m, &fo);
 done:
     tp_ctx_free(c);
     tp_tensor_free(hs);

@@ -138,18 +138,6 @@ static void test_mask(void) {
     fx_close(&f);
 }
 
-/* loss = sum(soft * R) in double from the f32 soft tokens. */
-static double loss_of(fixture *f, inst *in, tp_ctx *c, tp_tensor *h, tp_tensor *mask,
-                      const float *r, int64_t n) {
-    float buf[512];
-    if (run_fwd(f, in, c, h, mask, 0, NULL, buf, 512, NULL) != n) return NAN;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += (double)buf[i] * r[i];
-    return s;
-}
-
-/* Analytic grads of every parameter vs central differences; returns the worst relative error
- * (||g_fd - g||/(||g_fd|| + ||g||)) over parameter tensors. */
 static void pv_grad_check(const char *opts, const tp_bridge_dims *dims, int64_t b, int64_t t,
                           const int *lens, int expect_params) {
     fixture f;
@@ -199,56 +187,8 @@ static void pv_grad_check(const char *opts, const tp_bridge_dims *dims, int64_t 
     tp_tensor *loss = tp_sum_all(c, tp_mul(c, out.soft, rt));
     TP_CHECKF(loss && tp_backward(c, loss, NULL) == TP_OK, "backward: %s", tp_ctx_error(c));
     if (!loss) goto done;
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < in.params.n; i++) {
-        tp_tensor *p = in.params.p[i];
-        int64_t n = tp_numel(p);
-        TP_CHECKF(p->grad != NULL, "param %s got no grad", p->name);
-        if (!p->grad) continue;
-        float *g = p->grad->data, *v = p->data;
-        double num = 0, den_a = 0, den_b = 0;
-        /* step relative to the tensor's scale (latents are ~0.05 and feed a LayerNorm) */
-        double ms = 0;
-        for (int64_t k = 0; k < n; k++) ms += (double)v[k] * v[k];
-        const float h = (float)fmin(1e-2, fmax(1e-3, 0.1 * sqrt(ms / (double)n)));
-        for (int64_t k = 0; k < n; k++) {
-            /* 4-point stencil: truncation O(h^4), so h can be large enough to keep the f32
-             * rounding of the forward pass out of the difference */
-            float keep = v[k];
-            double l[4];
-            const float off[4] = {2 * h, h, -h, -2 * h};
-            for (int q = 0; q < 4; q++) {
-                v[k] = keep + off[q];
-                l[q] = loss_of(&f, &in, c, hs, mask, r, m);
-            }
-            v[k] = keep;
-            double fd = (8 * (l[1] - l[2]) - (l[0] - l[3])) / (12.0 * (double)h);
-            num += (fd - g[k]) * (fd - g[k]);
-            den_a += fd * fd;
-            den_b += (double)g[k] * g[k];
-        }
-        double rel = sqrt(num) / (sqrt(den_a) + sqrt(den_b) + 1e-12);
-        size_t nl = strlen(p->name);
-        if (nl > 6 && strcmp(p->name + nl - 6, "k.bias") == 0) {
-            /* softmax ignores a shift shared by all keys of a query: the key bias has an exact
-             * zero gradient, so compare absolute sizes instead */
-            TP_CHECKF(sqrt(den_b) < 1e-5,
-                      "param %s should have a zero gradient: |g| %g (finite differences: %g, "
-                      "f32 noise)",
-                      p->name, sqrt(den_b), sqrt(den_a));
-            continue;
-        }
-        TP_CHECKF(sqrt(den_b) > 1e-6, "param %s has an all-zero gradient", p->name);
-        TP_CHECKF(rel < 2e-2, "param %s: relative grad error %g (|g| %g, |fd| %g)", p->name, rel,
-                  sqrt(den_b), sqrt(den_a));
-        if (rel > worst) {
-            worst = rel;
-            worst_name = p->name;
-        }
-    }
-    fprintf(stderr, "  %s: %d params, worst relative grad error %.3g (%s)\n", opts, in.params.n,
-            worst, worst_name);
+    fd_opts fo = {.label = opts};
+    fd_compare(&f, &in, c, hs, mask, r, m, &fo);
 done:
     tp_ctx_free(c);
     tp_tensor_free(hs);
