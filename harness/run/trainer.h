@@ -4,6 +4,12 @@
  * and the bridge parameters, global-norm clipping, AdamW with the schedule, periodic quick eval,
  * checkpoints (recorded as artifacts with sha256) and resume from the last one.
  *
+ * Generation tasks (gsm8k, passkey): the target is the example's answer text as it continues the
+ * primer, then EOS ([primer][M soft][answer], -100 elsewhere), trained with the sequence CE; the
+ * scorer generates and the runner extracts (gen_eval.h). Classifier bridges and losses that need
+ * label first tokens are refused there. The bridge_out's scalar metrics are logged per step as
+ * bridge/<name> (alpha, vq_perplexity, vq_dead_codes, fsq_unique, t_mean, ...).
+ *
  * Determinism: parameter init draws from Philox streams of the run seed (in the bridge), the
  * data order of epoch e is a Philox permutation of (seed, e), so the batch of step s is a pure
  * function of (seed, s) and a resumed run sees exactly the batches the uninterrupted one saw. */
