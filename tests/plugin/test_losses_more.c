@@ -167,14 +167,23 @@ static double nc_ref(void *ud) {
 }
 
 /* Runs the plugin on the case; returns the loss, fills grads of soft and of the projection. */
-static double nc_run(loss_fx *f, nc_case *k, float *g_soft, float *g_w, float *g_c) {
+/* What infonce and reconstruction read: soft tokens, sender states and mask, and the loss's own
+ * linear map (parameters wname / bname, when the configuration has them). */
+typedef struct sender_case {
+    int b, m, d, t, ds;
+    const double *soft, *h, *mask, *w, *c;
+} sender_case;
+
+/* One compute + backward of such a loss; gradients into g_soft, g_w, g_c (each optional). */
+static double sender_run(loss_fx *f, const char *loss, const char *wname, const char *bname,
+                         const sender_case *k, float *g_soft, float *g_w, float *g_c) {
     tp_ctx *c = tp_ctx_new(TP_CPU);
     tp_ctx_reset(c);
     float sf[256], hf[256], mf[64];
     to_f(k->soft, sf, k->b * k->m * k->d);
     to_f(k->h, hf, k->b * k->t * k->ds);
     to_f(k->mask, mf, k->b * k->t);
-    tp_tensor *w = lfx_param(f, "infonce.proj.weight"), *cb = lfx_param(f, "infonce.proj.bias");
+    tp_tensor *w = lfx_param(f, wname), *cb = lfx_param(f, bname);
     if (w) set_param(w, k->w);
     if (cb) set_param(cb, k->c);
     for (int i = 0; i < f->ps.n; i++) tp_param_zero_grad(f->ps.p[i]);
@@ -184,13 +193,19 @@ static double nc_run(loss_fx *f, nc_case *k, float *g_soft, float *g_w, float *g
     in.sender_mask = tp_from_f32(c, TP_DIMS(k->b, k->t), mf);
     tp_requires_grad(c, in.soft);
     double v;
-    if (lfx_run(f, c, &in, "infonce", NULL, NULL, &v)) {
+    if (lfx_run(f, c, &in, loss, NULL, NULL, &v)) {
         if (g_soft) grad_of(in.soft, g_soft);
         if (g_w && w) grad_of(w, g_w);
         if (g_c && cb) grad_of(cb, g_c);
     }
     tp_ctx_free(c);
     return v;
+}
+
+static double nc_run(loss_fx *f, nc_case *k, float *g_soft, float *g_w, float *g_c) {
+    sender_case sc = {k->b, k->m, k->d, k->t, k->ds, k->soft, k->h, k->mask, k->w, k->c};
+    return sender_run(f, "infonce", "infonce.proj.weight", "infonce.proj.bias", &sc, g_soft, g_w,
+                      g_c);
 }
 
 static void test_infonce_hand(void) {
@@ -310,30 +325,9 @@ static double rc_ref(void *ud) {
 }
 
 static double rc_run(loss_fx *f, rc_case *k, float *g_soft, float *g_w, float *g_c) {
-    tp_ctx *c = tp_ctx_new(TP_CPU);
-    tp_ctx_reset(c);
-    float sf[256], hf[256], mf[64];
-    to_f(k->soft, sf, k->b * k->m * k->d);
-    to_f(k->h, hf, k->b * k->t * k->ds);
-    to_f(k->mask, mf, k->b * k->t);
-    tp_tensor *w = lfx_param(f, "reconstruction.head.weight");
-    tp_tensor *cb = lfx_param(f, "reconstruction.head.bias");
-    if (w) set_param(w, k->w);
-    if (cb) set_param(cb, k->c);
-    for (int i = 0; i < f->ps.n; i++) tp_param_zero_grad(f->ps.p[i]);
-    tp_loss_inputs in = {0};
-    in.soft = tp_from_f32(c, TP_DIMS(k->b, k->m, k->d), sf);
-    in.sender_h = tp_from_f32(c, TP_DIMS(k->b, k->t, k->ds), hf);
-    in.sender_mask = tp_from_f32(c, TP_DIMS(k->b, k->t), mf);
-    tp_requires_grad(c, in.soft);
-    double v;
-    if (lfx_run(f, c, &in, "reconstruction", NULL, NULL, &v)) {
-        if (g_soft) grad_of(in.soft, g_soft);
-        if (g_w && w) grad_of(w, g_w);
-        if (g_c && cb) grad_of(cb, g_c);
-    }
-    tp_ctx_free(c);
-    return v;
+    sender_case sc = {k->b, k->m, k->d, k->t, k->ds, k->soft, k->h, k->mask, k->w, k->c};
+    return sender_run(f, "reconstruction", "reconstruction.head.weight", "reconstruction.head.bias",
+                      &sc, g_soft, g_w, g_c);
 }
 
 static void test_reconstruction(void) {
