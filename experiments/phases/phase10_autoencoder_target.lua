@@ -1,9 +1,8 @@
 -- phase10_autoencoder_target.lua — phase 10: an auto-encoder target — the receiver is trained to
 -- write the question it was sent, which teacher forcing lets it learn without reading the soft
 -- tokens. GSM8K. Study: empty or identical outputs.
--- Configuration: phase 9's bridge and losses with the receiver's target text = the question. The
--- gsm8k task has no such answer option yet (answer = final | solution); the run asks for
--- task_options.answer = "question" and is recorded failed with the task's message until it does.
+-- Configuration: phase 9's bridge and losses with the receiver's target text = the question
+-- (the gsm8k task's option answer = "question").
 -- Numbering: STUDY.md's list of the 19 phases (the presentation's numbering).
 --   telepathy run experiments/phases/phase10_autoencoder_target.lua [-- models=tiny budget=3 eval_n=8]
 local tp = require "telepathy"

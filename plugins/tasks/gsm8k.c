@@ -7,7 +7,8 @@
  * `question` and `answer` (the worked solution whose last line is `#### N`); `\uXXXX` escapes
  * are decoded to UTF-8. The example text is the question; the gold answer is N normalised (see
  * below) or, with option answer = solution, the whole worked solution as in the file (targets
- * for answer-anchored losses). A line that is not such an object, a missing or non-string field,
+ * for answer-anchored losses), or with answer = question the question itself (the study's
+ * phase-10 auto-encoder target). A line that is not such an object, a missing or non-string field,
  * an unknown field, an answer without `#### N` or with an N that is not a number, a CR (CRLF
  * line endings) or a NUL byte is an error naming file:line.
  *
@@ -48,8 +49,8 @@ TP_PLUGIN_DEFINE_API;
 static const char gs_tpl[] = "Question: {text}\nLet me solve this step by step.";
 
 static const tp_option_spec gs_options[] = {
-    {"answer", TP_OPT_ENUM, "final", 1, 0, "final|solution",
-     "gold answer text: final (N after ####, normalised) or solution (the worked solution)"},
+    {"answer", TP_OPT_ENUM, "final", 1, 0, "final|solution|question",
+     "gold answer text: final (N after ####), solution (worked solution) or question (phase 10)"},
     {"max_train", TP_OPT_INT, "0", 0, 1e9, NULL, "keep the first N training rows (0 = all)"},
     {"dir", TP_OPT_STRING, "", 1, 0, NULL,
      "directory with train.jsonl and test.jsonl (default <data_dir>/gsm8k)"},
@@ -58,7 +59,7 @@ static const tp_option_spec gs_options[] = {
 typedef struct gs_state {
     char dir[4096];
     int64_t max_train;
-    int solution;
+    int solution; /* 0 final, 1 solution, 2 question */
 } gs_state;
 
 /* ---- numbers -----------------------------------------------------------------------------------
@@ -192,8 +193,11 @@ static tp_status gs_open(const tp_options *o, const char *data_dir, void **state
         sol = 0;
     else if (a && !strcmp(a, "solution"))
         sol = 1;
+    else if (a && !strcmp(a, "question"))
+        sol = 2; /* the study's phase-10 auto-encoder target: reproduce the question */
     else
-        return API->errf(err, TP_EINVAL, TASK ": option answer = '%s': expected final|solution",
+        return API->errf(err, TP_EINVAL,
+                         TASK ": option answer = '%s': expected final|solution|question",
                          a ? a : "(null)");
     gs_state *s = calloc(1, sizeof *s);
     if (!s) return API->errf(err, TP_ENOMEM, TASK ": out of memory");
@@ -331,8 +335,8 @@ static tp_status gs_parse(gs_state *s, const char *path, char *buf, size_t len, 
             st = gs_bad(path, line, msg, err);
             break;
         }
-        const char *gold = s->solution ? a : num;
-        size_t gl = s->solution ? al : strlen(num);
+        const char *gold = s->solution == 1 ? a : s->solution == 2 ? q : num;
+        size_t gl = s->solution == 1 ? al : s->solution == 2 ? ql : strlen(num);
         if (tu_add_row(ds, &cap, q, ql, -1, gold, gl, line) != TP_OK)
             st =
                 API->errf(err, TP_ENOMEM, TASK ": out of memory at %s:%lld", path, (long long)line);

@@ -67,6 +67,21 @@ static void test_gsm8k_real(void) {
         }
     }
     tfx_close(&f);
+    /* answer = question: the phase-10 auto-encoder target is the question itself */
+    st = tfx_open(&f, "gsm8k", "answer=question,max_train=3", data, &err);
+    TP_CHECKF(st == TP_OK, "%s", err.msg);
+    if (st == TP_OK) {
+        tp_dataset ds;
+        st = f.vt->load(f.state, "train", &ds, &err);
+        TP_CHECKF(st == TP_OK, "%s", err.msg);
+        if (st == TP_OK) {
+            TP_CHECK(ds.n == 3);
+            for (int64_t i = 0; i < ds.n; i++)
+                TP_CHECK(!strcmp(ds.rows[i].answer, ds.rows[i].text));
+            f.vt->free_dataset(f.state, &ds);
+        }
+    }
+    tfx_close(&f);
 }
 
 static void test_gsm8k_bad(void) {
