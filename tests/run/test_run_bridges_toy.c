@@ -3,7 +3,8 @@
  * test_run_trainer.c: 2 balanced classes, 64 stratified eval rows, majority class 0.5.
  *
  * Threshold 0.75 = 48/64 for every bridge: under chance (Binomial(64, 0.5)) P(X >= 48) =
- * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92, linear with
+ * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92, latent_cot 0.92,
+ * diffusion refiner 0.875, diffusion flow 0.92, linear with
  * normalizer = whiten 0.98, linear_probe 0.92). The loss must
  * fall: the mean of the last 30 steps below 0.8 x the first 30. 300 steps, batch 8, lr 2e-3:
  *   mlp     tokens 4, hidden 64
@@ -12,6 +13,9 @@
  *           the straight-through estimator; the codebook stays at its init (no vq_commit term)
  *   linear  tokens 4, normalizer = whiten on the first 64 training examples (trainer calibrate)
  *   linear_probe  loss ce mode=first_token over class_logits, lr 0.3 (no receiver)
+ *   latent_cot    steps 2 x latents 2, depth 1, heads 4
+ *   diffusion     tokens 4, width 32, depth 1, heads 4: mode refiner (3 Euler steps, task loss
+ *                 only), and mode flow (5 steps, ema off, losses ce + flow_match)
  * Not here: fsq collapses on toy with these settings (within ~50 steps |z| grows to ~10, the
  * tanh bound saturates, perplexity 1, accuracy 0.5) -- the study's phase-15 finding that every
  * discrete bottleneck collapsed; meanpool and identity need equal widths (the tiny sender is
@@ -89,5 +93,30 @@ static void test_linear_probe(void) {
                      "first_token", "lr", 0.3));
 }
 
+/* phase 19's recurrent latents: 2 rounds x 2 latents = 4 soft tokens */
+static void test_latent_cot(void) {
+    learns("latent_cot",
+           json_pack("{s:i, s:i, s:i, s:i}", "steps", 2, "latents", 2, "depth", 1, "heads", 4),
+           NULL);
+}
+
+/* exp003's "diffusion": the Euler refiner trained end to end by the task loss */
+static void test_diffusion_refiner(void) {
+    learns("diffusion",
+           json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "mode", "refiner", "tokens", 4, "width", 32,
+                     "depth", 1, "heads", 4, "steps", 3),
+           NULL);
+}
+
+/* rectified flow toward the receiver embeddings of the label word, plus the task loss; EMA off
+ * (at decay 0.999, 300 steps still weigh the initial weights by 74%) */
+static void test_diffusion_flow(void) {
+    learns("diffusion",
+           json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "mode", "flow", "tokens", 4, "width",
+                     32, "depth", 1, "heads", 4, "steps", 5, "ema", "off"),
+           json_pack("{s:{s:i, s:i}}", "losses", "ce", 1, "flow_match", 1));
+}
+
 TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_vq),
-            TP_CASE(test_linear_whitened), TP_CASE(test_linear_probe))
+            TP_CASE(test_linear_whitened), TP_CASE(test_linear_probe), TP_CASE(test_latent_cot),
+            TP_CASE(test_diffusion_refiner), TP_CASE(test_diffusion_flow))
