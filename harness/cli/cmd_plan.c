@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_script.h"
 #include "cli/cli_store.h"
 #include "plugin/config.h"
 #include "run/sweep.h"
@@ -59,41 +60,15 @@ int tp_cmd_plan(int argc, char **argv, tp_cli_env *env) {
         fputs(USAGE, stdout);
         return 0;
     }
-    const char *script = NULL, *db = NULL, *sweep = NULL;
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    char **sargs = calloc((size_t)argc + 1, sizeof *sargs);
-    int nsets = 0, nargs = 0, rc = 0;
+    tp_cli_script_args a;
     tp_store *s = NULL;
     tp_lua *rt = NULL;
     tp_sweep sw = {0};
-    if (!sets || !sargs) {
-        fprintf(stderr, "telepathy plan: out of memory\n");
-        rc = 1;
-        goto out;
-    }
-    for (int i = 1; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--")) {
-            while (++i < argc) sargs[nargs++] = argv[i];
-        } else if ((v = tp_cli_opt(argc, argv, &i, "--set", &missing))) {
-            sets[nsets++] = v;
-        } else if ((v = tp_cli_opt(argc, argv, &i, "--db", &missing))) {
-            db = v;
-        } else if ((v = tp_cli_opt(argc, argv, &i, "--sweep", &missing))) {
-            sweep = v;
-        } else if (missing) {
-            rc = tp_cli_usage_error(cmd, "option %s needs a value", argv[i]);
-            goto out;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = tp_cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-            goto out;
-        } else if (!script) {
-            script = argv[i];
-        } else {
-            sargs[nargs++] = argv[i];
-        }
-    }
+    struct tp_config *c;
+    tp_err err = {0};
+    int rc = tp_cli_script_args_parse(cmd, argc, argv, "--sweep", &a);
+    const char *script = a.script, *sweep = a.extra;
+    if (rc) goto out;
     if (!script) {
         rc = tp_cli_usage_error(cmd, "missing the script (telepathy plan SCRIPT.lua --sweep NAME)");
         goto out;
@@ -102,25 +77,11 @@ int tp_cmd_plan(int argc, char **argv, tp_cli_env *env) {
         rc = tp_cli_usage_error(cmd, "missing --sweep NAME (the sweep the configurations join)");
         goto out;
     }
-    tp_err err = {0};
     if (tp_sweep_name_check(sweep, &err) != TP_OK) {
         rc = tp_cli_usage_error(cmd, "--sweep: %s", err.msg);
         goto out;
     }
-    struct tp_config *c;
-    if (tp_cli_config(env, &c, &err) != TP_OK) {
-        rc = tp_cli_fail(cmd, &err);
-        goto out;
-    }
-    for (int i = 0; i < nsets; i++)
-        if (tp_config_set_arg(c, sets[i], &err) != TP_OK) {
-            rc = tp_cli_usage_error(cmd, "--set %s: %s", sets[i], err.msg);
-            goto out;
-        }
-    if (db && tp_config_set(c, "paths.results", db, TP_ORIGIN_CLI, "--db", &err) != TP_OK) {
-        rc = tp_cli_usage_error(cmd, "--db %s: %s", db, err.msg);
-        goto out;
-    }
+    if ((rc = tp_cli_script_config(cmd, env, &a, &c))) goto out;
     const char *path;
     char hex[TP_SHA256_HEX], real[PATH_MAX];
     if (tp_sha256_file_hex(script, hex, &err) != TP_OK || !realpath(script, real)) {
@@ -147,7 +108,7 @@ int tp_cmd_plan(int argc, char **argv, tp_cli_env *env) {
     lua_State *L = tp_lua_state(rt);
     lua_pushlightuserdata(L, &hook);
     lua_setfield(L, LUA_REGISTRYINDEX, TP_SWEEP_PLAN_KEY);
-    if (tp_lua_run_file(rt, script, nargs, sargs, &err) != TP_OK) {
+    if (tp_lua_run_file(rt, script, a.nargs, a.sargs, &err) != TP_OK) {
         const char *tb = tp_lua_traceback(rt);
         fprintf(stderr, "telepathy plan: %s\n", *tb ? tb : err.msg);
         fprintf(stderr, "telepathy plan: %d configuration(s) were planned before the error\n",
@@ -172,7 +133,6 @@ out:
     tp_lua_free(rt);
     tp_sweep_free(&sw);
     tp_store_close(s);
-    free(sets);
-    free(sargs);
+    tp_cli_script_args_free(&a);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_script.h"
 #include "cli/cli_store.h"
 #include "plugin/config.h"
 #include "script/lua_runtime.h"
@@ -35,61 +36,14 @@ int tp_cmd_run(int argc, char **argv, tp_cli_env *env) {
         fputs(USAGE, stdout);
         return 0;
     }
-    const char *script = NULL, *db = NULL;
-    /* --set values are applied after the config is loaded, in command-line order */
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    char **sargs = calloc((size_t)argc + 1, sizeof *sargs);
-    int nsets = 0, nargs = 0, rc = 0;
-    if (!sets || !sargs) {
-        fprintf(stderr, "telepathy run: out of memory\n");
-        rc = 1;
-        goto out;
-    }
-    for (int i = 1; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--")) {
-            while (++i < argc) sargs[nargs++] = argv[i];
-        } else if ((v = tp_cli_opt(argc, argv, &i, "--set", &missing))) {
-            sets[nsets++] = v;
-        } else if ((v = tp_cli_opt(argc, argv, &i, "--db", &missing))) {
-            db = v;
-        } else if ((v = tp_cli_opt(argc, argv, &i, "--seed", &missing))) {
-            static char buf[64];
-            snprintf(buf, sizeof buf, "run.seed=%s", v);
-            sets[nsets++] = buf;
-        } else if (missing) {
-            rc = tp_cli_usage_error(cmd, "option %s needs a value", argv[i]);
-            goto out;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = tp_cli_usage_error(cmd, "unknown option '%s'", argv[i]);
-            goto out;
-        } else if (!script) {
-            script = argv[i];
-        } else {
-            sargs[nargs++] = argv[i];
-        }
-    }
-    if (!script) {
-        rc = tp_cli_usage_error(cmd, "missing the script to run (telepathy run SCRIPT.lua)");
-        goto out;
-    }
-
-    tp_err err = {0};
+    tp_cli_script_args a;
     struct tp_config *c;
-    if (tp_cli_config(env, &c, &err) != TP_OK) {
-        rc = tp_cli_fail(cmd, &err);
-        goto out;
-    }
-    for (int i = 0; i < nsets; i++)
-        if (tp_config_set_arg(c, sets[i], &err) != TP_OK) {
-            rc = tp_cli_usage_error(cmd, "--set %s: %s", sets[i], err.msg);
-            goto out;
-        }
-    if (db && tp_config_set(c, "paths.results", db, TP_ORIGIN_CLI, "--db", &err) != TP_OK) {
-        rc = tp_cli_usage_error(cmd, "--db %s: %s", db, err.msg);
-        goto out;
-    }
+    tp_err err = {0};
+    int rc = tp_cli_script_args_parse(cmd, argc, argv, "--seed", &a);
+    if (!rc && !a.script)
+        rc = tp_cli_usage_error(cmd, "missing the script to run (telepathy run SCRIPT.lua)");
+    if (!rc) rc = tp_cli_script_config(cmd, env, &a, &c);
+    if (rc) goto out;
 
     tp_lua_opts o = {0};
     o.config = c;
@@ -100,7 +54,7 @@ int tp_cmd_run(int argc, char **argv, tp_cli_env *env) {
         rc = tp_cli_fail(cmd, &err);
         goto out;
     }
-    if (tp_lua_run_file(rt, script, nargs, sargs, &err) != TP_OK) {
+    if (tp_lua_run_file(rt, a.script, a.nargs, a.sargs, &err) != TP_OK) {
         /* the full traceback, not the message truncated to fit tp_err */
         const char *tb = tp_lua_traceback(rt);
         fprintf(stderr, "telepathy run: %s\n", *tb ? tb : err.msg);
@@ -108,7 +62,6 @@ int tp_cmd_run(int argc, char **argv, tp_cli_env *env) {
     }
     tp_lua_free(rt);
 out:
-    free(sets);
-    free(sargs);
+    tp_cli_script_args_free(&a);
     return rc;
 }
