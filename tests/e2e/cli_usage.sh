@@ -59,7 +59,7 @@ done
 
 # the subcommands of this issue, end to end
 expect 0 "version" -- "$T" version
-contains out "plugin ABI  1.1" "version shows the ABI"
+contains out "plugin ABI  1.2" "version shows the ABI"
 contains out "SQLite" "version shows SQLite"
 contains out "Lua         Lua 5.4" "version shows Lua"
 expect 0 "plugins" -- "$T" plugins

@@ -6,6 +6,9 @@
  * descriptor. The loader checks the descriptor's abi_version and size before reading anything
  * else, then validates name, kind, version, option schema and vtable, and only then registers.
  * Both tables are append-only: new members go at the end and bump TP_ABI_MINOR, never MAJOR.
+ * Minors: 1.1 appended the bridge flags / calibration / target hooks and tp_bridge_dims
+ * .n_classes; 1.2 the task's text-relay templates (task.h) and the bridge's checkpointed hidden
+ * state (bridge.h). Each header marks its appended members "appended in ABI 1.x".
  *
  * Minimal plugin:
  *     #define TP_PLUGIN
@@ -32,7 +35,7 @@ extern "C" {
 #endif
 
 #define TP_ABI_MAJOR     1 /* incompatible change: loader refuses a different major */
-#define TP_ABI_MINOR     1 /* appended members: a plugin built for minor m runs on host minor >= m */
+#define TP_ABI_MINOR     2 /* appended members: a plugin built for minor m runs on host minor >= m */
 #define TP_ABI_VERSION   ((TP_ABI_MAJOR << 16) | TP_ABI_MINOR)
 #define TP_PLUGIN_ENTRY  "tp_plugin_init"
 #define TP_PLUGIN_EXPORT __attribute__((visibility("default")))
