@@ -44,7 +44,7 @@ tp_status tp_baseline_opts_resolve(const char *kind, const json_t *opts, uint64_
     o->summary_tokens = 50;
     o->k = 5;
     o->seed = seed;
-    const char *sp = TP_RELAY_SENDER_PROMPT;
+    const char *sp = NULL; /* unless set here, the task supplies it (apply_task) */
     const char *key;
     json_t *v;
     if (opts && json_is_object(opts)) json_object_foreach((json_t *)opts, key, v) {
@@ -71,10 +71,35 @@ tp_status tp_baseline_opts_resolve(const char *kind, const json_t *opts, uint64_
                                relay ? "labels_in_prompt, summary_tokens, sender_prompt" : "k");
             }
         }
-    if (relay) {
+    if (relay && sp) {
         o->sender_prompt = tp_strdup(sp);
         if (!o->sender_prompt) return tp_errf(err, TP_ENOMEM, "run spec: out of memory");
     }
+    return TP_OK;
+}
+
+const char *tp_relay_receiver_template_of(const tp_task_info *info) {
+    return info->relay_receiver_template ? info->relay_receiver_template : info->direct_template;
+}
+
+tp_status tp_baseline_opts_apply_task(const char *kind, tp_baseline_opts *o, const char *task,
+                                      const tp_task_info *info, tp_err *err) {
+    if (strcmp(kind, "text_relay") != 0) return TP_OK;
+    /* checked even when overridden: a task shipping a broken template is a task bug */
+    if (info->relay_sender_template && !strstr(info->relay_sender_template, "{text"))
+        return tp_errf(err, TP_EPLUGIN,
+                       "task '%s': relay_sender_template has no {text} placeholder, so the "
+                       "relay's sender would never see the example; fix the task's info()",
+                       task);
+    if (info->relay_receiver_template && !strstr(info->relay_receiver_template, "{text"))
+        return tp_errf(err, TP_EPLUGIN,
+                       "task '%s': relay_receiver_template has no {text} placeholder, so the "
+                       "receiver would never see the summary; fix the task's info()",
+                       task);
+    if (o->sender_prompt) return TP_OK; /* baseline_options.sender_prompt wins */
+    o->sender_prompt = tp_strdup(info->relay_sender_template ? info->relay_sender_template
+                                                             : TP_RELAY_SENDER_PROMPT);
+    if (!o->sender_prompt) return tp_errf(err, TP_ENOMEM, "run spec: out of memory");
     return TP_OK;
 }
 

@@ -108,7 +108,7 @@ void tp_fairness_check(const tp_run_cfg *cfg, tp_fairness *f) {
                 "text_relay without the label list (labels_in_prompt = false): the receiver "
                 "must guess the answer space the bridge was trained on");
         else
-            answer_tpl = info->direct_template;
+            answer_tpl = tp_relay_receiver_template_of(info);
     } else {
         check_text(f, "the task's direct prompt", info->direct_template, bridge);
         answer_tpl = info->direct_template;

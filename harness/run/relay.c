@@ -54,18 +54,22 @@ tp_status tp_relay_new(tp_relay **out, tp_run_cfg *cfg, tp_err *err) {
     *out = NULL;
     if (!cfg->sender || !cfg->receiver)
         return tp_errf(err, TP_EINVAL, "text_relay: needs both a sender and a receiver");
-    if (cfg->bopts.labels_in_prompt && !cfg->info.direct_template)
+    const char *with_labels = tp_relay_receiver_template_of(&cfg->info);
+    if (cfg->bopts.labels_in_prompt && !with_labels)
         return tp_errf(err, TP_EUNSUP,
-                       "text_relay: task '%s' has no direct prompt (label list) for the receiver; "
-                       "set baseline_options.labels_in_prompt = false",
+                       "text_relay: task '%s' has no relay_receiver_template or direct prompt "
+                       "(label list) for the receiver; set baseline_options.labels_in_prompt = "
+                       "false",
                        cfg->task->desc.name);
+    if (!cfg->bopts.sender_prompt) /* tp_run_cfg_resolve fills it (baseline_opts.h) */
+        return tp_errf(err, TP_EINVAL, "text_relay: no sender prompt resolved");
     tp_relay *r = calloc(1, sizeof *r);
     if (!r) return tp_errf(err, TP_ENOMEM, "text_relay: out of memory");
     r->cfg = cfg;
     r->snd = cfg->sender->m;
     r->rcv = cfg->receiver->m;
     if (cfg->bopts.labels_in_prompt) {
-        r->rtpl = tp_strdup(cfg->info.direct_template);
+        r->rtpl = tp_strdup(with_labels);
     } else {
         const char *pr = cfg->info.receiver_primer ? cfg->info.receiver_primer : "";
         size_t n = strlen(pr) + 16;

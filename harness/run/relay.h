@@ -1,9 +1,11 @@
 /* relay.h — the text-relay baseline (STUDY.md "Baselines"): the sender greedily writes a short
  * summary of the example (baseline_options.summary_tokens, 50 by default, from the relay sender
- * prompt), and the receiver classifies that summary alone, scored by the same evaluator as every
- * other run. With labels_in_prompt (default) the receiver reads the task's direct prompt (the
- * label list) with the summary in place of the text; without it "{summary}\n<primer>", which
- * reproduces the paper's weaker relay and is flagged by the fairness check. */
+ * prompt: the task's relay_sender_template unless baseline_options.sender_prompt overrides it,
+ * see baseline_opts.h), and the receiver classifies that summary alone, scored by the same
+ * evaluator as every other run. With labels_in_prompt (default) the receiver reads the task's
+ * relay_receiver_template (else its direct prompt; both carry the label list) with the summary
+ * in place of {text}; without it "{summary}\n<primer>", which reproduces the paper's weaker
+ * relay and is flagged by the fairness check. Both prompts are task data (issue 6). */
 #ifndef TP_RUN_RELAY_H
 #define TP_RUN_RELAY_H
 

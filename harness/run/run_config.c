@@ -436,7 +436,11 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
                      err));
     const tp_task_vtable *tv = c->task->desc.vtable;
     TP_TRY(tv->open(c->task_opts, tp_runner_data_dir(r), &c->task_state, err));
+    /* zero-filled (again) on purpose: a task built for an older ABI minor fills only the
+     * members it knows, and the ones appended since must read as NULL / 0 (task.h) */
+    memset(&c->info, 0, sizeof c->info);
     TP_TRY(tv->info(c->task_state, &c->info));
+    TP_TRY(tp_baseline_opts_apply_task(tp_run_kind_name(c->kind), &c->bopts, task, &c->info, err));
     if (!c->info.is_generation && c->info.n_labels < 2)
         return tp_errf(err, TP_EUNSUP, "task '%s': a classification task needs >= 2 labels", task);
 

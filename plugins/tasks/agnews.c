@@ -23,6 +23,9 @@
  *                    old AG News wording is inferred from that pattern, no file records it)
  *   receiver primer  "Topic:"
  *   direct template  the corrected sender prompt (text baselines always listed the labels)
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          first_token; generate uses 5 new tokens
  * Option max_train keeps the first N training rows (0 = all).
  *
@@ -36,6 +39,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 #include "task_util.h"
 
 #define API  tp_plugin_api_
@@ -114,6 +120,10 @@ static tp_status ag_info(void *state, tp_task_info *out) {
     out->sender_template = s->old_prompt ? ag_tpl_old : ag_tpl_corrected;
     out->receiver_primer = "Topic:";
     out->direct_template = ag_tpl_corrected;
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = ag_tpl_corrected;
     out->default_scoring = "first_token";
     out->max_new_tokens = 5;
     return TP_OK;

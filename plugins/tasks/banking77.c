@@ -21,6 +21,9 @@
  *   receiver primer  "Intent: "
  *   direct template  "Query: {text}\nIntent (one of: card_arrival, card_linking, …):" — the
  *                    label list, so the text baselines know the answer space
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          generate (20 new tokens; many intents share their first token, so
  *                    first_token cannot tell them apart — loglik is the other choice)
  * Option max_train keeps the first N training rows (0 = all).
@@ -35,6 +38,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 #include "task_util.h"
 
 #define API      tp_plugin_api_
@@ -169,6 +175,10 @@ static tp_status bk_info(void *state, tp_task_info *out) {
     out->sender_template = "Query: {text}\nIntent:";
     out->receiver_primer = "Intent: ";
     out->direct_template = s->direct;
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = s->direct;
     out->default_scoring = "generate";
     out->max_new_tokens = 20;
     return TP_OK;

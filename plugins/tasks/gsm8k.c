@@ -28,6 +28,9 @@
  *   sender template  "Question: {text}\nLet me solve this step by step."
  *   receiver primer  "The answer is"
  *   direct template  the sender template (the text baselines solve it in their own words)
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          generate, 256 new tokens (room for a worked solution)
  * Option max_train keeps the first N training rows (0 = all).
  *
@@ -41,6 +44,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 #include "task_util.h"
 
 #define API  tp_plugin_api_
@@ -220,6 +226,10 @@ static tp_status gs_info(void *state, tp_task_info *out) {
     out->sender_template = gs_tpl;
     out->receiver_primer = "The answer is";
     out->direct_template = gs_tpl;
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = gs_tpl;
     out->default_scoring = "generate";
     out->is_generation = 1;
     out->max_new_tokens = 256;

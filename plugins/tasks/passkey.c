@@ -19,6 +19,9 @@
  *   sender template  "{text}\nWhat is the pass key?"
  *   receiver primer  "The pass key is"
  *   direct template  "{text}\nWhat is the pass key? The pass key is"
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          generate, 8 new tokens
  *
  * Version history: 1 — first version. */
@@ -32,6 +35,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 
 #define API  tp_plugin_api_
 #define TASK "passkey"
@@ -88,6 +94,10 @@ static tp_status pk_info(void *state, tp_task_info *out) {
     out->sender_template = "{text}\nWhat is the pass key?";
     out->receiver_primer = "The pass key is";
     out->direct_template = "{text}\nWhat is the pass key? The pass key is";
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = "{text}\nWhat is the pass key? The pass key is";
     out->default_scoring = "generate";
     out->is_generation = 1;
     out->max_new_tokens = 8;

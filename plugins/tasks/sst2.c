@@ -16,6 +16,9 @@
  *   receiver primer  "Sentiment:"
  *   direct template  "Review: {text}\nSentiment (positive or negative):" (the study's text
  *                    baselines always listed the labels)
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          first_token by default; generate uses 5 new tokens (the study's quick eval)
  * Option max_train keeps the first N training rows (0 = all); the eval split is never cut here
  * (the evaluator samples it and records how).
@@ -32,6 +35,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 
 #include "task_util.h"
 
@@ -98,6 +104,10 @@ static tp_status st_info(void *state, tp_task_info *out) {
     out->sender_template = s->old_prompt ? st_tpl_old : st_tpl_corrected;
     out->receiver_primer = "Sentiment:";
     out->direct_template = st_tpl_corrected;
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = st_tpl_corrected;
     out->default_scoring = "first_token";
     out->is_generation = 0;
     out->max_new_tokens = 5;

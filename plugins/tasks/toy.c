@@ -14,6 +14,9 @@
  *   sender template  "Text: {text}\nTopic:"
  *   receiver primer  "Topic:"
  *   direct template  "Text: {text}\nTopic (<the label words, comma-separated>):"
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          first_token
  *
  * Version history: 1 — first version. */
@@ -26,6 +29,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 
 #define API             tp_plugin_api_
 #define TOY_MAX_CLASSES 8
@@ -128,6 +134,10 @@ static tp_status toy_info(void *state, tp_task_info *out) {
     out->sender_template = "Text: {text}\nTopic:";
     out->receiver_primer = "Topic:";
     out->direct_template = s->direct;
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = s->direct;
     out->default_scoring = "first_token";
     out->is_generation = 0;
     out->max_new_tokens = 0;

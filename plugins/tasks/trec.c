@@ -17,6 +17,9 @@
  *                    study's corrected prompt; TREC was only run with it)
  *   receiver primer  "Question Type: "
  *   direct template  the sender template
+ *   relay prompts    sender: the harness's "Summarize the following text in one sentence.\n
+ *                    Text: {text}\nSummary:" (the study does not state its wording);
+ *                    receiver: the direct template with the summary as {text}
  *   scoring          first_token; generate uses 5 new tokens
  * Option max_train keeps the first N training rows (0 = all).
  *
@@ -30,6 +33,9 @@
 #include <telepathy/task.h>
 
 TP_PLUGIN_DEFINE_API;
+
+/* the text relay's summarise prompt (tp_task_info.relay_sender_template) */
+#define TASK_RELAY_SENDER "Summarize the following text in one sentence.\nText: {text}\nSummary:"
 #include "task_util.h"
 
 #define API  tp_plugin_api_
@@ -72,6 +78,10 @@ static tp_status tr_info(void *state, tp_task_info *out) {
     out->sender_template = tr_tpl;
     out->receiver_primer = "Question Type: ";
     out->direct_template = tr_tpl;
+    /* ABI 1.2 relay prompts: unchanged from before they were task data, so relay
+     * runs keep their config hashes */
+    out->relay_sender_template = TASK_RELAY_SENDER;
+    out->relay_receiver_template = tr_tpl;
     out->default_scoring = "first_token";
     out->max_new_tokens = 5;
     return TP_OK;

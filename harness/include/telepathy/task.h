@@ -35,6 +35,15 @@ typedef struct tp_task_info {
     const char *default_scoring;         /* "first_token" | "generate" | "loglik" */
     int is_generation;
     int max_new_tokens; /* for generate scoring */
+    /* ---- appended in ABI 1.2: the text-relay baseline's prompts are task data. The host
+     * zero-fills the whole struct before calling info(), so a task built for 1.1 leaves them
+     * NULL and the host falls back: the sender's prompt to the harness default
+     * ("Summarize the following text in one sentence.\nText: {text}\nSummary:"), the
+     * receiver's to direct_template. ---- */
+    const char *relay_sender_template;   /* sender's summarise prompt, {text} = the example */
+    const char *relay_receiver_template; /* receiver's prompt with the label list around the
+                                          * summary ({text} = the summary); NULL = direct_template.
+                                          * The relay without labels reads "{summary}\n<primer>" */
 } tp_task_info;
 
 typedef struct tp_task_vtable {
