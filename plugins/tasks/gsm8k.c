@@ -8,9 +8,12 @@
  * are decoded to UTF-8. The example text is the question; the gold answer is N normalised (see
  * below) or, with option answer = solution, the whole worked solution as in the file (targets
  * for answer-anchored losses), or with answer = question the question itself (the study's
- * phase-10 auto-encoder target). A line that is not such an object, a missing or non-string field,
- * an unknown field, an answer without `#### N` or with an N that is not a number, a CR (CRLF
- * line endings) or a NUL byte is an error naming file:line.
+ * phase-10 auto-encoder target). That option is the training rows' target only: evaluation rows
+ * (split "eval") keep N as their gold with answer = question, since a generation is scored
+ * against the final answer (with answer = solution the evaluator extracts N from the solution).
+ * A line that is not such an object, a missing or non-string field, an unknown field, an answer
+ * without `#### N` or with an N that is not a number, a CR (CRLF line endings) or a NUL byte is
+ * an error naming file:line.
  *
  * Answer extraction (the `extract` member; the study's rule, in this order):
  *   1. "The answer is N" (case-insensitive, ':' and spaces and '$' may follow; the first such
@@ -34,7 +37,8 @@
  *   scoring          generate, 256 new tokens (room for a worked solution)
  * Option max_train keeps the first N training rows (0 = all).
  *
- * Version history: 1 — first version. */
+ * Version history: 1 — first version. 2 — answer = question no longer replaces the gold of
+ * evaluation rows (version 1 scored phase-10 runs against the last number of the question). */
 #define TP_PLUGIN
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,7 +293,9 @@ static const char *gs_object(const char *p, const char *end, char *q, size_t *ql
 }
 
 static tp_status gs_parse(gs_state *s, const char *path, char *buf, size_t len, int64_t limit,
-                          tp_dataset *ds, tp_err *err) {
+                          int train, tp_dataset *ds, tp_err *err) {
+    /* answer = question is a training target; evaluation still needs the real answer */
+    int mode = s->solution == 2 && !train ? 0 : s->solution;
     if (len == 0)
         return API->errf(err, TP_EFORMAT, TASK ": %s: file is empty; expected JSON Lines", path);
     const char *nul = memchr(buf, 0, len);
@@ -345,8 +351,8 @@ static tp_status gs_parse(gs_state *s, const char *path, char *buf, size_t len, 
             st = gs_bad(path, line, msg, err);
             break;
         }
-        const char *gold = s->solution == 1 ? a : s->solution == 2 ? q : num;
-        size_t gl = s->solution == 1 ? al : s->solution == 2 ? ql : strlen(num);
+        const char *gold = mode == 1 ? a : mode == 2 ? q : num;
+        size_t gl = mode == 1 ? al : mode == 2 ? ql : strlen(num);
         if (tu_add_row(ds, &cap, q, ql, -1, gold, gl, line) != TP_OK)
             st =
                 API->errf(err, TP_ENOMEM, TASK ": out of memory at %s:%lld", path, (long long)line);
@@ -367,7 +373,7 @@ static tp_status gs_load(void *state, const char *split, tp_dataset *out, tp_err
     char *buf;
     size_t len;
     TP_TRY(tu_read_file(TASK, out->source, &buf, &len, err));
-    tp_status st = gs_parse(s, out->source, buf, len, limit, out, err);
+    tp_status st = gs_parse(s, out->source, buf, len, limit, !strcmp(split, "train"), out, err);
     free(buf);
     if (st != TP_OK) tu_free_dataset(out);
     return st;
@@ -393,7 +399,7 @@ TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc
     d->size = sizeof *d;
     d->kind = TP_PLUGIN_TASK;
     d->name = TASK;
-    d->version = "1";
+    d->version = "2";
     d->summary = "GSM8K math word problems (generation; final number after ####) from JSONL";
     d->options = gs_options;
     d->n_options = (int)(sizeof gs_options / sizeof gs_options[0]);

@@ -2,8 +2,10 @@
 -- *.sh): the study's GSM8K bridge (phase 19 / exp007: latent_cot, primer "The answer is", CE over
 -- the answer tokens + diversity 0.1, greedy generation + answer extraction) on the REAL GSM8K
 -- files, scaled down to the tiny models: trained on the first n_train rows of train.jsonl and
--- evaluated on a seeded eval_n-row slice of test.jsonl; then the receiver-direct and text-relay
--- baselines on the same slice (same eval_n and eval_seed, so the same rows).
+-- evaluated on a seeded eval_n-row slice of test.jsonl; then the receiver-direct, sender-direct
+-- (exp007's "Mistral text" and "Llama text") and text-relay baselines on the same slice (same
+-- eval_n and eval_seed, so the same rows), and receiver-direct again with the task option
+-- answer = question (phase 10's).
 --   telepathy run tests/e2e/gsm8k_real.lua --db DB --set paths.data=SHARED/data -- \
 --     MODELS_DIR n_train steps eval_n eval_seed gen_tokens
 -- Prints one line per run: "run<TAB>kind<TAB>run_id<TAB>status<TAB>accuracy<TAB>n"; a failed run
@@ -21,7 +23,7 @@ local mistral = tp.model{path = dir .. "/receiver", alias = "tiny_mistral"}
 -- everything that picks the evaluated rows and how they are scored, shared by all three runs
 local function common(t)
   t.task = "gsm8k"
-  t.task_options = {max_train = n_train}
+  t.task_options = t.task_options or {max_train = n_train}
   t.eval_n = eval_n
   t.eval_seed = eval_seed
   t.scoring = "generate"
@@ -38,8 +40,13 @@ local specs = {
               {name = "diversity", weight = 0.1}},
     steps = steps, batch = 4, lr = 2e-4, seed = 42, eval_batch = eval_n}},
   {"receiver_direct", common{baseline = "receiver_direct", receiver = mistral}},
+  {"sender_direct", common{baseline = "sender_direct", sender = llama}},
   {"text_relay", common{baseline = "text_relay", sender = llama, receiver = mistral,
     baseline_options = {summary_tokens = gen}}},
+  -- phase 10's task option (the question as the training target) must leave the evaluation
+  -- gold the final answer
+  {"receiver_direct", common{baseline = "receiver_direct", receiver = mistral,
+    task_options = {max_train = n_train, answer = "question"}}},
 }
 
 for _, s in ipairs(specs) do

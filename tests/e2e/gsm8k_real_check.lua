@@ -2,7 +2,9 @@
 -- gsm8k_real.lua wrote (not a test itself: ctest globs *.sh). Scripts cannot open files, so the
 -- shell passes the raw test.jsonl lines of the evaluated rows as arguments; this file decodes them
 -- with its own small JSON reader (independent of the task plugin's) and compares them with what
--- the db holds.
+-- the db holds. The runs, in order: latent_cot, receiver_direct, sender_direct, text_relay,
+-- receiver_direct with the task option answer = question (whose evaluation gold must still be the
+-- final answer).
 --   telepathy run gsm8k_real_check.lua --db DB -- n_train steps eval_n ID=LINE ...
 -- (ID = predictions.example_id, LINE = line ID+1 of test.jsonl, byte for byte.)
 -- Prints "FAIL: ..." for each failed check, "hash<TAB>id<TAB>what<TAB>stored sha256<TAB>hex of
@@ -103,16 +105,18 @@ end
 -- ---- runs ---------------------------------------------------------------------------------------
 local runs = tp.query("SELECT id, status, task, task_version, bridge, config_json, error FROM " ..
                       "runs ORDER BY id")
-if #runs ~= 3 then fail("results.db holds %d runs, expected 3", #runs) end
-local KINDS = {"bridge", "receiver_direct", "text_relay"}
+if #runs ~= 5 then fail("results.db holds %d runs, expected 5", #runs) end
+local KINDS = {"bridge", "receiver_direct", "sender_direct", "text_relay", "receiver_direct"}
 local ids = nil -- the example ids of the first run, which every run must share
 local checked = 0
 for k, r in ipairs(runs) do
   local kind = r.config_json:match('"kind":"([%w_]+)"')
-  if kind ~= KINDS[k] then fail("run %d: kind '%s', expected %s", r.id, tostring(kind), KINDS[k]) end
+  if kind ~= KINDS[k] then
+    fail("run %d: kind '%s', expected %s", r.id, tostring(kind), KINDS[k])
+  end
   if r.status ~= "done" then fail("run %d: status %s (%s)", r.id, r.status, tostring(r.error)) end
-  if r.task ~= "gsm8k" or r.task_version ~= "1" then
-    fail("run %d: task %s version %s, expected gsm8k 1", r.id, tostring(r.task),
+  if r.task ~= "gsm8k" or r.task_version ~= "2" then
+    fail("run %d: task %s version %s, expected gsm8k 2", r.id, tostring(r.task),
       tostring(r.task_version))
   end
   if not r.config_json:find('"max_train":' .. n_train .. '[,}]') then
