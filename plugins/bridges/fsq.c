@@ -27,7 +27,15 @@
  * Options: the resampler's (tokens, depth, heads, width, ffn_mult), levels, variant,
  * alpha_init, alpha_learnable, and the normalizer options (normalizer.h).
  *
- * Version history: 1 — first version. */
+ * Training note (tests/run/test_run_bridges_toy.c): information passes only where the
+ * between-example spread of z reaches the grid's step (about 2/(L-1) near 0). Over the tiny
+ * random sender, whose states share one large component, it is ~1% of the step: every example
+ * gets the same code, and the straight-through gradient then pushes z past the grid's edge into
+ * the flat of tanh (Adam keeps the step size as tanh' vanishes), so the codes never move again.
+ * normalizer = whiten (spread ~0.2 at init) and lr <= 5e-4 avoid both.
+ *
+ * Version history: 1 — first version. 2 — variant = study rejects L = 2 (one reachable value)
+ * instead of training a dimension that carries nothing. */
 #define TP_PLUGIN
 #include <stdint.h>
 
@@ -109,6 +117,15 @@ static tp_status fsq_parse_levels(fsq_state *s, const char *txt, tp_err *err) {
     s->uniform = 1;
     for (int j = 0; j < s->nd; j++) {
         int l = s->level[j];
+        /* the study's bound keeps floor((L-1)/2) steps each side: for L = 2 that is the single
+         * value 0, a dimension that carries nothing whatever the encoder does */
+        if (s->study && l < 3)
+            return BU_API->errf(err, TP_EINVAL,
+                                FSQ_NAME ": option levels = '%s': level %d of dimension %d with "
+                                         "variant = study has one reachable value (the grid is "
+                                         "-floor((L-1)/2)..floor((L-1)/2)); use L >= 3 or "
+                                         "variant = exact",
+                                txt, l, j);
         if (l != s->level[0]) s->uniform = 0;
         if (s->study) {
             s->half[j] = (float)(l - 1) / 2.0f;
@@ -290,7 +307,7 @@ TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc
     d->size = sizeof *d;
     d->kind = TP_PLUGIN_BRIDGE;
     d->name = FSQ_NAME;
-    d->version = "1";
+    d->version = "2";
     d->summary = "FSQ: Perceiver -> projection to len(levels) scalars, tanh bound, "
                  "straight-through rounding -> projection; RMS-normalised x alpha";
     d->options = fsq_options;

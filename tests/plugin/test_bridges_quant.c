@@ -465,7 +465,7 @@ static void test_fsq_rounding(void) {
     check_fsq_rounding("8x3", 0);
     check_fsq_rounding("8:8:8", 1);
     check_fsq_rounding("5:3:4:2", 0);
-    check_fsq_rounding("5:3x1:4:2", 1);
+    check_fsq_rounding("5:3x1:4:6", 1); /* study: L = 2 is an error (test_fsq_options) */
 }
 
 /* Straight-through: dL/dz = dL/dq * d(bound)/dz / width, i.e. the rounding passes the gradient
@@ -529,6 +529,8 @@ static void test_fsq_options(void) {
     expect_error(&f, "levels=8:8:", &dims68, "trailing");
     expect_error(&f, "levels=", &dims68, "levels");
     expect_error(&f, "variant=bogus", &dims68, "variant");
+    /* the study's grid for L = 2 is {0}: a dimension that could carry nothing */
+    expect_error(&f, "levels=5:2,variant=study", &dims68, "level 2 of dimension 1");
     expect_error(&f, "heads=3", &dims68, "heads = 3 does not divide");
     /* default levels: the study's [8] x 8 */
     inst in;

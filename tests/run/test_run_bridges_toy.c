@@ -3,24 +3,24 @@
  * test_run_trainer.c: 2 balanced classes, 64 stratified eval rows, majority class 0.5.
  *
  * Threshold 0.75 = 48/64 for every bridge: under chance (Binomial(64, 0.5)) P(X >= 48) =
- * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92, latent_cot 0.92,
- * diffusion refiner 0.875, diffusion flow 0.92, linear with
+ * 3.9e-5, so passing is not luck (seen here: mlp 0.89, linear 0.91, vq 0.92, fsq 0.98,
+ * latent_cot 0.92, diffusion refiner 0.875, diffusion flow 0.92, linear with
  * normalizer = whiten 0.98, linear_probe 0.92). The loss must
  * fall: the mean of the last 30 steps below 0.8 x the first 30. 300 steps, batch 8, lr 2e-3:
  *   mlp     tokens 4, hidden 64
  *   linear  tokens 4
  *   vq      tokens 4, depth 1, heads 4, codebook 64, loss ce only: the encoder learns through
  *           the straight-through estimator; the codebook stays at its init (no vq_commit term)
+ *   fsq     tokens 4, depth 1, heads 4, levels 8x8, normalizer = whiten, lr 3e-4 (why: at
+ *           test_fsq)
  *   linear  tokens 4, normalizer = whiten on the first 64 training examples (trainer calibrate)
  *   linear_probe  loss ce mode=first_token over class_logits, lr 0.3 (no receiver)
  *   latent_cot    steps 2 x latents 2, depth 1, heads 4
  *   diffusion     tokens 4, width 32, depth 1, heads 4: mode refiner (3 Euler steps, task loss
  *                 only), and mode flow (5 steps, ema off, losses ce + flow_match)
- * Not here: fsq collapses on toy with these settings (within ~50 steps |z| grows to ~10, the
- * tanh bound saturates, perplexity 1, accuracy 0.5) -- the study's phase-15 finding that every
- * discrete bottleneck collapsed; meanpool and identity need equal widths (the tiny sender is
- * 64 wide, the receiver 96); prompt_tuning stays near chance (0.52-0.55): its soft prompt
- * steers a random tiny receiver that cannot itself read the toy keywords from the text.
+ * Not here: meanpool and identity need equal widths (the tiny sender is 64 wide, the receiver
+ * 96); prompt_tuning stays near chance (0.52-0.55): its soft prompt steers a random tiny
+ * receiver that cannot itself read the toy keywords from the text.
  * TP_TEST_SLOW: ~30 s optimised, minutes under the sanitizers at -O0, so `make test-asan`
  * leaves it out. */
 #include <math.h>
@@ -100,6 +100,22 @@ static void test_latent_cot(void) {
            NULL);
 }
 
+/* FSQ at its default levels 8x8 (3 bits x 8 dims per token). Both settings matter; without
+ * either the codes collapse (perplexity 1, accuracy 0.5):
+ * - normalizer = whiten: the tiny random sender's states share one large component, so z's
+ *   between-example spread is ~0.009 against a rounding step of ~0.29 in z: every example gets
+ *   the same code. Whitened, the spread is ~0.2 at init (batch perplexity ~15 of 32 tokens).
+ * - lr 3e-4 (not the shared 2e-3): codes at the grid's edge keep getting an outward
+ *   straight-through gradient; Adam's step does not shrink with tanh', so at 2e-3 z runs to
+ *   |z| ~ 10 within ~50 steps and the saturated codes stop moving (whitened: 0.55).
+ * Seen at lr 3e-4: 0.984 (seeds 2-5: 0.969-1.0; lr 5e-4: 0.969-0.984). */
+static void test_fsq(void) {
+    learns("fsq",
+           json_pack("{s:i, s:i, s:i, s:s, s:s, s:i}", "tokens", 4, "depth", 1, "heads", 4,
+                     "levels", "8x8", "normalizer", "whiten", "normalizer_examples", 64),
+           json_pack("{s:f}", "lr", 3e-4));
+}
+
 /* exp003's "diffusion": the Euler refiner trained end to end by the task loss */
 static void test_diffusion_refiner(void) {
     learns("diffusion",
@@ -117,6 +133,6 @@ static void test_diffusion_flow(void) {
            json_pack("{s:{s:i, s:i}}", "losses", "ce", 1, "flow_match", 1));
 }
 
-TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_vq),
+TP_TEST_RUN(TP_CASE(test_mlp), TP_CASE(test_linear), TP_CASE(test_vq), TP_CASE(test_fsq),
             TP_CASE(test_linear_whitened), TP_CASE(test_linear_probe), TP_CASE(test_latent_cot),
             TP_CASE(test_diffusion_refiner), TP_CASE(test_diffusion_flow))
