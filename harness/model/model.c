@@ -268,6 +268,7 @@ tp_status tp_model_load(tp_model **out, const char *dir, const tp_model_load_opt
     tp_st_model *st = NULL;
     if (s == TP_OK) s = tp_st_open(&st, dir, err);
     if (s == TP_OK) s = load_weights(m, st, &o, err);
+    if (s == TP_OK && o.device != TP_CPU) s = tp_model_fuse_qkv(m, err);
     if (st) tp_st_close(st);
     if (s == TP_OK && !o.skip_tokenizer) {
         char p1[1100], p2[1100];

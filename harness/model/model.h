@@ -26,6 +26,9 @@ typedef struct tp_layer_weights {
     tp_tensor *mlp_norm;          /* [D] post_attention_layernorm */
     tp_tensor *w_gate, *w_up;     /* [I,D] */
     tp_tensor *w_down;            /* [D,I] */
+    /* Set by tp_model_fuse_qkv: the owner of wq|wk|wv stacked by rows ([Q+2KV, D]) and of
+     * bq|bk|bv; wq/wk/wv/bq/bk/bv are then non-owning views of it. NULL: three projections. */
+    tp_tensor *wqkv, *bqkv;
 } tp_layer_weights;
 
 typedef struct tp_model {
@@ -64,6 +67,9 @@ tp_status tp_model_init_random(tp_model **out, const tp_model_config *cfg, uint6
                                tp_err *err);
 
 void tp_model_free(tp_model *m);
+/* Stacks each layer's q/k/v weights (and biases) into one tensor so the forward runs one GEMM
+ * for them (fuse.c). Same results; done for GPU models at load. Frozen weights only. */
+tp_status tp_model_fuse_qkv(tp_model *m, tp_err *err);
 
 /* A config for random models: fills the fields tp_model_config_load would, from the
  * arguments, with Llama defaults for the rest (eps 1e-5, theta 10000, no scaling, untied). */

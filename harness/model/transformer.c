@@ -189,10 +189,18 @@ static tp_tensor *layer_forward(tp_model *m, tp_ctx *ctx, int l, tp_tensor *x, t
     int64_t H = c->num_attention_heads, Hkv = c->num_key_value_heads, Dh = c->head_dim;
     float eps = (float)c->rms_norm_eps;
 
-    tp_tensor *h = tp_rmsnorm(ctx, x, w->attn_norm, eps);
-    tp_tensor *q = split_heads(ctx, tp_linear(ctx, h, w->wq, w->bq), B, T, H, Dh);
-    tp_tensor *k = split_heads(ctx, tp_linear(ctx, h, w->wk, w->bk), B, T, Hkv, Dh);
-    tp_tensor *v = split_heads(ctx, tp_linear(ctx, h, w->wv, w->bv), B, T, Hkv, Dh);
+    tp_tensor *h = tp_rmsnorm(ctx, x, w->attn_norm, eps), *q, *k, *v;
+    if (w->wqkv) { /* one GEMM; q, k, v are head slices of its [B,T,H+2Hkv,Dh] output */
+        tp_tensor *qkv =
+            tp_reshape(ctx, tp_linear(ctx, h, w->wqkv, w->bqkv), TP_DIMS(B, T, H + 2 * Hkv, Dh));
+        q = tp_transpose(ctx, tp_slice(ctx, qkv, 2, 0, H), 1, 2);
+        k = tp_transpose(ctx, tp_slice(ctx, qkv, 2, H, Hkv), 1, 2);
+        v = tp_transpose(ctx, tp_slice(ctx, qkv, 2, H + Hkv, Hkv), 1, 2);
+    } else {
+        q = split_heads(ctx, tp_linear(ctx, h, w->wq, w->bq), B, T, H, Dh);
+        k = split_heads(ctx, tp_linear(ctx, h, w->wk, w->bk), B, T, Hkv, Dh);
+        v = split_heads(ctx, tp_linear(ctx, h, w->wv, w->bv), B, T, Hkv, Dh);
+    }
     q = tp_rope(ctx, q, pos, &m->rope);
     k = tp_rope(ctx, k, pos, &m->rope);
     tp_attn_cfg ac = {1, 0, c->sliding_window > 0 ? c->sliding_window : 0, 0.0f};

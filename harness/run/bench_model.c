@@ -118,6 +118,7 @@ tp_status tp_bench_model_new(tp_model **out, const tp_model_config *cfg, tp_devi
         W2(m->lm_head, V, D);
 #undef W2
 #undef NORM
+    if (s == TP_OK) s = tp_model_fuse_qkv(m, err); /* as tp_model_load does for GPU models */
     if (s != TP_OK) {
         tp_model_free(m);
         return tp_err_prefix(err, "bench model (%d layers, %s)", cfg->num_hidden_layers,
