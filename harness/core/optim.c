@@ -20,12 +20,35 @@ struct tp_adamw {
     tp_ctx *ctx; /* dispatch and scratch for the update ops, on the params' device */
 };
 
-/* Sum of squares of t (contiguous f32 on ctx's device) through the backend; NaN on error. */
-static double sumsq(tp_ctx *c, tp_tensor *t) {
-    tp_node n = {.op = TP_OP_SUMSQ, .n_in = 1, .in = {t}};
-    n.out = tp_ctx_scratch(c, TP_F32, 1, (int64_t[]){1});
-    if (!n.out || tp_dispatch_fwd(c, &n)) return NAN;
-    return tp_item(n.out, 0);
+/* Sums of squares of the grads of params (contiguous f32 on ctx's device) into out[i] (NaN for a
+ * param without grad). All sums are computed into one device vector and read back once: on the
+ * GPU a read-back per tensor was a stream sync each, 58 of them per check for the Perceiver.
+ * Returns non-zero on a dispatch error (ctx says why). */
+static int grad_sumsqs(tp_ctx *c, tp_tensor *const *params, int n, double *out) {
+    if (n <= 0) return 0;
+    tp_tensor *acc = tp_ctx_scratch(c, TP_F32, 1, (int64_t[]){n});
+    float *h = tp_core_calloc((size_t)n, sizeof *h);
+    int bad = !acc || !h;
+    for (int i = 0; i < n && !bad; i++) {
+        if (!params[i] || !params[i]->grad) continue;
+        tp_tensor *o = tp_ctx_view(c, acc);
+        if (!o) {
+            bad = 1;
+            break;
+        }
+        o->data = (char *)acc->data + (size_t)i * sizeof(float);
+        o->shape[0] = 1;
+        tp_node nd = {.op = TP_OP_SUMSQ, .n_in = 1, .in = {params[i]->grad}, .out = o};
+        bad = tp_dispatch_fwd(c, &nd) != TP_OK;
+    }
+    tp_err err = {0};
+    if (!bad) bad = tp_to_f32_buffer(acc, h, &err) != TP_OK;
+    for (int i = 0; i < n && !bad; i++) out[i] = params[i] && params[i]->grad ? (double)h[i] : NAN;
+    tp_core_free(h);
+    if (bad && !c->status)
+        tp_ctx_fail(c, err.code ? err.code : TP_ENOMEM, "sum of squares: %s",
+                    err.msg[0] ? err.msg : "out of memory");
+    return bad;
 }
 
 tp_adamw_cfg tp_adamw_defaults(void) {
@@ -138,17 +161,21 @@ tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
     tp_ctx *c = o->ctx;
     tp_ctx_reset(c);
     tp_ctx_clear_error(c);
-    for (int i = 0; i < o->n; i++) {
-        if (!o->params[i]->grad) continue;
-        if (!isfinite(sumsq(c, o->params[i]->grad))) {
-            if (c->status)
-                return tp_errf(err, c->status, "adamw: '%s': %s", o->params[i]->name, c->err);
-            return tp_errf(err, TP_ERANGE,
-                           "adamw: grad of '%s' is not finite (hint: lower the lr or enable "
-                           "gradient clipping)",
-                           o->params[i]->name);
-        }
+    double *ss = tp_core_calloc((size_t)(o->n > 0 ? o->n : 1), sizeof *ss);
+    if (!ss) return tp_errf(err, TP_ENOMEM, "adamw: out of memory");
+    if (grad_sumsqs(c, o->params, o->n, ss)) {
+        tp_core_free(ss);
+        return tp_errf(err, c->status, "adamw: %s", c->err);
     }
+    for (int i = 0; i < o->n; i++) {
+        if (!o->params[i]->grad || isfinite(ss[i])) continue;
+        tp_core_free(ss);
+        return tp_errf(err, TP_ERANGE,
+                       "adamw: grad of '%s' is not finite (hint: lower the lr or enable "
+                       "gradient clipping)",
+                       o->params[i]->name);
+    }
+    tp_core_free(ss);
     o->t++;
     const tp_adamw_cfg *cf = &o->cfg;
     double bc1 = 1.0 - pow(cf->beta1, (double)o->t), bc2 = 1.0 - pow(cf->beta2, (double)o->t);
@@ -173,14 +200,27 @@ static _Thread_local tp_ctx *g_clip_ctx[2];
 
 double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm) {
     double ss = 0;
-    for (int i = 0; i < n; i++) {
-        if (!params[i] || !params[i]->grad) continue;
-        tp_device dev = params[i]->grad->device;
-        if (!g_clip_ctx[dev]) g_clip_ctx[dev] = tp_ctx_new(dev);
-        if (!g_clip_ctx[dev]) return NAN;
-        tp_ctx_reset(g_clip_ctx[dev]);
-        tp_ctx_clear_error(g_clip_ctx[dev]);
-        ss += sumsq(g_clip_ctx[dev], params[i]->grad);
+    /* one batched read-back per device: params may live on both */
+    for (int dev = 0; dev < 2; dev++) {
+        tp_tensor **on = tp_core_calloc((size_t)(n > 0 ? n : 1), sizeof *on);
+        double *part = tp_core_calloc((size_t)(n > 0 ? n : 1), sizeof *part);
+        int k = 0, bad = !on || !part;
+        for (int i = 0; i < n && !bad; i++)
+            if (params[i] && params[i]->grad && (int)params[i]->grad->device == dev)
+                on[k++] = params[i];
+        if (!bad && k) {
+            if (!g_clip_ctx[dev]) g_clip_ctx[dev] = tp_ctx_new((tp_device)dev);
+            bad = !g_clip_ctx[dev];
+            if (!bad) {
+                tp_ctx_reset(g_clip_ctx[dev]);
+                tp_ctx_clear_error(g_clip_ctx[dev]);
+                bad = grad_sumsqs(g_clip_ctx[dev], on, k, part);
+            }
+            for (int i = 0; i < k && !bad; i++) ss += part[i];
+        }
+        tp_core_free(on);
+        tp_core_free(part);
+        if (bad) return NAN;
     }
     double norm = sqrt(ss);
     if (!isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
