@@ -7,6 +7,7 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_common.h"
@@ -48,6 +49,7 @@ typedef struct {
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
     int has_algo;
+    int tuned; /* TP_CUDA_GEMM_TUNE: the candidates were timed (or could not be) */
 } plan;
 
 #define PLAN_CAP 512
@@ -132,6 +134,71 @@ static plan *get_plan(tp_ctx *ctx, const plan *key) {
     tp_ctx_fail(ctx, TP_ECUDA, "%s:%d: GEMM plan cache full (%d shapes)", __FILE__, __LINE__,
                 PLAN_CAP);
     return NULL;
+}
+
+/* TP_CUDA_GEMM_TUNE=1: the first call of each shape times cuBLASLt's top candidates (3 runs
+ * each after a warm-up, CUDA events) and keeps the fastest. Off by default because the choice
+ * follows timing noise: two processes may pick different algorithms for a shape and so differ
+ * in the last bits, and a research run should repeat bit for bit on one machine. Only GEMMs that
+ * overwrite their output (beta = 0) are tuned, outside graph capture. */
+static int tune_enabled(void) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("TP_CUDA_GEMM_TUNE");
+        on = e && e[0] == '1';
+    }
+    return on;
+}
+
+#define TUNE_CANDIDATES 8
+static void tune_plan(plan *p, const void *a, const void *b, void *c, float alpha) {
+    p->tuned = 1;
+    cublasLtMatmulPreference_t pref;
+    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                         &g_ws_bytes, sizeof g_ws_bytes);
+    cublasLtMatmulPreferenceAttributes_t al[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++)
+        cublasLtMatmulPreferenceSetAttribute(pref, al[i], &p->align, sizeof p->align);
+    cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
+    int found = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc,
+                                                      pref, TUNE_CANDIDATES, res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (s != CUBLAS_STATUS_SUCCESS || found < 2) return;
+    cudaEvent_t e0, e1;
+    if (cudaEventCreate(&e0) != cudaSuccess) return;
+    if (cudaEventCreate(&e1) != cudaSuccess) {
+        cudaEventDestroy(e0);
+        return;
+    }
+    float best = 0.0f, beta = 0.0f;
+    int best_i = -1;
+    for (int i = 0; i < found; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        int ok =
+            cublasLtMatmul(g_lt, p->desc, &alpha, a, p->la, b, p->lb, &beta, c, p->lc, c, p->lc,
+                           &res[i].algo, g_ws, g_ws_bytes, tp_cu_stream) == CUBLAS_STATUS_SUCCESS;
+        ok = ok && cudaEventRecord(e0, tp_cu_stream) == cudaSuccess;
+        for (int r = 0; ok && r < 3; r++)
+            ok = cublasLtMatmul(g_lt, p->desc, &alpha, a, p->la, b, p->lb, &beta, c, p->lc, c,
+                                p->lc, &res[i].algo, g_ws, g_ws_bytes,
+                                tp_cu_stream) == CUBLAS_STATUS_SUCCESS;
+        float ms = 0.0f;
+        ok = ok && cudaEventRecord(e1, tp_cu_stream) == cudaSuccess &&
+             cudaEventSynchronize(e1) == cudaSuccess &&
+             cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess;
+        if (ok && (best_i < 0 || ms < best)) best = ms, best_i = i;
+    }
+    (void)cudaGetLastError(); /* a refused candidate is not the caller's error */
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    if (best_i >= 0) {
+        p->algo = res[best_i].algo;
+        p->has_algo = 1;
+    }
 }
 
 static int is_half(tp_dtype d) {
@@ -220,6 +287,8 @@ tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
         const char *yb = (const char *)y + (per_batch ? b * sy * (int64_t)es_x : 0);
         const char *xb = (const char *)x + (per_batch ? b * sx * (int64_t)es_x : 0);
         char *cb = (char *)c + (per_batch ? b * sc * (int64_t)es_c : 0);
+        if (!p->tuned && beta == 0.0f && tune_enabled() && !tp_cu_capturing())
+            tune_plan(p, yb, xb, cb, alpha);
         if (p->has_algo) {
             cublasStatus_t st =
                 cublasLtMatmul(g_lt, p->desc, &alpha, yb, p->la, xb, p->lb, &beta, cb, p->lc, cb,

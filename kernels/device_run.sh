@@ -9,6 +9,7 @@
 #              padded batches, KV-cache decode) and a short training run on CUDA vs CPU
 #   5 bench    telepathy bench: the study's cases on the real shapes, ours and peer_torch.py
 # Writes at most 8 files under $OUT: summary.txt, bench.json, bench.md, logs/<stage>.log.
+# TP_NO_PEER=1 leaves the PyTorch peer out (a quick check of ours); TP_BENCH_CASES=a,b picks cases.
 # Budget: about 8.5 minutes in all (TP_TOTAL_BUDGET=500 s from the first stage; TP_BENCH_TIMEOUT
 # etc. override the stage limits).
 set -u
@@ -61,7 +62,9 @@ stage bench $BT "$BIN/telepathy" bench --device cuda \
   --batches "${TP_BENCH_BATCHES:-1,8,32}" --iters "${TP_BENCH_ITERS:-5}" \
   --db "$OUT/logs/results.db.tmp" --json "$OUT/bench.json" --md "$OUT/bench.md" \
   --deadline $((BT > 50 ? BT - 25 : 25)) \
-  --peer "$ROOT/bench/peer_torch.py" ${TP_PEER_COMPILE:+--peer-compile}
+  ${TP_BENCH_CASES:+--cases "$TP_BENCH_CASES"} \
+  $([ -n "${TP_NO_PEER:-}" ] || echo --peer "$ROOT/bench/peer_torch.py") \
+  ${TP_PEER_COMPILE:+--peer-compile}
 rm -f "$OUT/logs/results.db.tmp"* # the table is in bench.json/md; keep the file count low
 
 {
