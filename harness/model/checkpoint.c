@@ -1,5 +1,5 @@
-/* checkpoint.c — save/load of trainable parameters + optimiser state + metadata through the
- * safetensors reader and writer; every mismatch named by file and tensor. */
+/* checkpoint.c — save/load of trainable parameters + optimiser state + an opaque state blob +
+ * metadata through the safetensors reader and writer; every mismatch named by file and tensor. */
 #include "model/checkpoint.h"
 
 #include <jansson.h>
@@ -8,6 +8,7 @@
 
 #include "model/safetensors.h"
 #include "model/safetensors_dtype.h"
+#include "util/sha256.h"
 
 #define OPTIM_PREFIX "optim."
 
@@ -48,6 +49,11 @@ static tp_status collect(const char *path, const tp_params *params, const tp_ckp
                     err, TP_EDTYPE, "%s: %s '%s' is %s; checkpoints hold f32", path, what, t->name,
                     tp_st_dtype_str(t->dtype) ? tp_st_dtype_str(t->dtype) : "an unknown dtype");
             }
+            if (strcmp(t->name, TP_CKPT_BLOB_TENSOR) == 0) {
+                free(e);
+                return tp_errf(err, TP_EINVAL, "%s: %s name '%s' is reserved for the bridge state",
+                               path, what, t->name);
+            }
             snprintf(e[k].name, sizeof e[k].name, "%s%s", pass ? OPTIM_PREFIX : "", t->name);
             e[k].t = t;
             for (int j = 0; j < k; j++)
@@ -66,6 +72,17 @@ static tp_status collect(const char *path, const tp_params *params, const tp_ckp
 
 tp_status tp_checkpoint_save(const char *path, const tp_params *params, const tp_ckpt_state *optim,
                              const char *meta_json, tp_err *err) {
+    return tp_checkpoint_save_blob(path, params, optim, NULL, meta_json, err);
+}
+
+tp_status tp_checkpoint_load(const char *path, tp_params *params, tp_ckpt_state *optim,
+                             char **meta_json, tp_err *err) {
+    return tp_checkpoint_load_blob(path, params, optim, NULL, meta_json, err);
+}
+
+tp_status tp_checkpoint_save_blob(const char *path, const tp_params *params,
+                                  const tp_ckpt_state *optim, const tp_ckpt_blob *blob,
+                                  const char *meta_json, tp_err *err) {
     if (!path) return tp_errf(err, TP_EINVAL, "checkpoint: no path");
     json_t *meta = NULL;
     if (meta_json) {
@@ -102,13 +119,30 @@ tp_status tp_checkpoint_save(const char *path, const tp_params *params, const tp
         else
             tp_err_prefix(err, "%s: tensor '%s'", path, e[i].name);
     }
+    int32_t *words = NULL;
+    if (s == TP_OK && blob && blob->n > 0) {
+        size_t nw = (blob->n + 3) / 4;
+        words = calloc(nw, sizeof *words);
+        if (!words) s = tp_errf(err, TP_ENOMEM, "%s: out of memory for the bridge state", path);
+        if (s == TP_OK) {
+            memcpy(words, blob->data, blob->n);
+            int64_t shape[1] = {(int64_t)nw};
+            s = tp_st_writer_add(w, TP_CKPT_BLOB_TENSOR, TP_I32, 1, shape, words, err);
+        }
+        char num[32], hex[65];
+        snprintf(num, sizeof num, "%zu", blob->n);
+        tp_sha256_hex(blob->data, blob->n, hex);
+        if (s == TP_OK) s = tp_st_writer_meta(w, "bridge_state_bytes", num, err);
+        if (s == TP_OK) s = tp_st_writer_meta(w, "bridge_state_sha256", hex, err);
+    }
     if (s == TP_OK) s = tp_st_writer_meta(w, "format", "pt", err);
     if (s == TP_OK) s = tp_st_writer_meta(w, "telepathy_checkpoint", "1", err);
     const char *k;
     json_t *v;
     json_object_foreach(meta, k, v) {
         if (s != TP_OK) break;
-        if (strcmp(k, "format") == 0 || strcmp(k, "telepathy_checkpoint") == 0) {
+        if (strcmp(k, "format") == 0 || strcmp(k, "telepathy_checkpoint") == 0 ||
+            strncmp(k, "bridge_state_", 13) == 0) {
             s = tp_errf(err, TP_EINVAL, "%s: metadata key '%s' is reserved", path, k);
             break;
         }
@@ -123,6 +157,7 @@ tp_status tp_checkpoint_save(const char *path, const tp_params *params, const tp
     }
     if (s == TP_OK) s = tp_st_writer_write(w, path, err);
     tp_st_writer_free(w);
+    free(words);
     for (int i = 0; bufs && i < n; i++) free(bufs[i]);
     free(bufs);
     free(e);
@@ -137,14 +172,59 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
-tp_status tp_checkpoint_load(const char *path, tp_params *params, tp_ckpt_state *optim,
-                             char **meta_json, tp_err *err) {
+/* The blob of m checked against its metadata, copied into a malloc'd buffer. */
+static tp_status read_blob(const char *path, const tp_st_model *m, tp_ckpt_blob *blob,
+                           tp_err *err) {
+    blob->data = NULL;
+    blob->n = 0;
+    blob->present = 0;
+    const tp_st_tensor *t = tp_st_find(m, TP_CKPT_BLOB_TENSOR);
+    const char *bytes = tp_st_metadata(m, "bridge_state_bytes");
+    const char *sha = tp_st_metadata(m, "bridge_state_sha256");
+    if (!t && !bytes && !sha) return TP_OK;
+    if (!t || !bytes || !sha)
+        return tp_errf(err, TP_EFORMAT,
+                       "%s: incomplete bridge state (tensor '" TP_CKPT_BLOB_TENSOR
+                       "' %s, metadata bridge_state_bytes %s, bridge_state_sha256 %s); the "
+                       "checkpoint is damaged",
+                       path, t ? "present" : "missing", bytes ? "present" : "missing",
+                       sha ? "present" : "missing");
+    char *end = NULL;
+    unsigned long long n = strtoull(bytes, &end, 10);
+    if (!*bytes || *end || n == 0)
+        return tp_errf(err, TP_EFORMAT,
+                       "%s: metadata bridge_state_bytes = '%.40s'; expected a positive byte count",
+                       path, bytes);
+    if (t->dtype != TP_I32 || t->ndim != 1 || (unsigned long long)t->shape[0] != (n + 3) / 4)
+        return tp_errf(err, TP_EFORMAT,
+                       "%s: tensor '" TP_CKPT_BLOB_TENSOR "' is not I32 [%llu] as "
+                       "bridge_state_bytes = %llu requires; the checkpoint is damaged",
+                       path, (n + 3) / 4, n);
+    char hex[65];
+    tp_sha256_hex(t->data, (size_t)n, hex);
+    if (strcmp(hex, sha) != 0)
+        return tp_errf(err, TP_EFORMAT,
+                       "%s: the bridge state's sha256 is %.16s..., the metadata says %.16s...; "
+                       "the checkpoint is corrupted",
+                       path, hex, sha);
+    blob->data = malloc((size_t)n);
+    if (!blob->data) return tp_errf(err, TP_ENOMEM, "%s: out of memory", path);
+    memcpy(blob->data, t->data, (size_t)n);
+    blob->n = (size_t)n;
+    blob->present = 1;
+    return TP_OK;
+}
+
+tp_status tp_checkpoint_load_blob(const char *path, tp_params *params, tp_ckpt_state *optim,
+                                  tp_ckpt_blob *blob, char **meta_json, tp_err *err) {
     if (meta_json) *meta_json = NULL;
+    if (blob) memset(blob, 0, sizeof *blob);
     tp_st_model *m = NULL;
     TP_TRY(tp_st_open(&m, path, err));
     ckpt_entry *e = NULL;
     int n = 0;
     tp_status s = collect(path, params, optim, &e, &n, err);
+    if (s == TP_OK && blob) s = read_blob(path, m, blob, err);
     /* check everything before writing anything, so a failed load leaves params untouched */
     for (int i = 0; i < n && s == TP_OK; i++) {
         const tp_st_tensor *t = tp_st_find(m, e[i].name);
@@ -180,6 +260,7 @@ tp_status tp_checkpoint_load(const char *path, tp_params *params, tp_ckpt_state 
         const char *name = tp_st_at(m, i)->name;
         int is_opt = strncmp(name, OPTIM_PREFIX, strlen(OPTIM_PREFIX)) == 0;
         if (is_opt && !optim) continue;
+        if (strcmp(name, TP_CKPT_BLOB_TENSOR) == 0) continue; /* read_blob's, or ignored */
         int wanted = 0;
         for (int j = 0; j < n && !wanted; j++) wanted = strcmp(e[j].name, name) == 0;
         if (!wanted)
@@ -215,6 +296,10 @@ tp_status tp_checkpoint_load(const char *path, tp_params *params, tp_ckpt_state 
     if (s == TP_OK && meta_json) {
         *meta_json = tp_st_metadata_json(m);
         if (!*meta_json) s = tp_errf(err, TP_ENOMEM, "%s: out of memory", path);
+    }
+    if (s != TP_OK && blob) {
+        free(blob->data);
+        memset(blob, 0, sizeof *blob);
     }
     free(e);
     tp_st_close(m);

@@ -37,6 +37,7 @@ struct tp_trainer {
     tp_params lp[TP_RUN_MAX_LOSSES];
     uint32_t needs;
     uint32_t flags; /* tp_bridge_flag bits of the bridge */
+    size_t state_n; /* bytes of the bridge's hidden state in a checkpoint (0: none) */
     tp_params all;  /* every trainable tensor (bridge first, then loss heads) */
     tp_adamw *opt;
     tp_dataset train;
@@ -261,6 +262,15 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
     if ((t->flags & TP_BRIDGE_NEEDS_TARGET) && !TP_BRIDGE_HAS(t->bv, set_target)) {
         st = tp_errf(err, TP_EPLUGIN, "bridge '%s' sets NEEDS_TARGET but has no set_target",
                      cfg->bridge->desc.name);
+        goto fail;
+    }
+    t->state_n = TP_BRIDGE_HAS(t->bv, state_size) ? t->bv->state_size(t->bs) : 0;
+    if (t->state_n > 0 &&
+        (!TP_BRIDGE_HAS(t->bv, save_state) || !TP_BRIDGE_HAS(t->bv, load_state))) {
+        st = tp_errf(err, TP_EPLUGIN,
+                     "bridge '%s' keeps %zu bytes of state (state_size) but lacks save_state or "
+                     "load_state, so its checkpoints could not hold it",
+                     cfg->bridge->desc.name, t->state_n);
         goto fail;
     }
     if (TP_BRIDGE_HAS(t->bv, calibration_examples) && TP_BRIDGE_HAS(t->bv, calibrate)) {
@@ -843,7 +853,22 @@ static tp_status save_ckpt(tp_trainer *t, const char *dir, int step, const tp_tr
              "\"config_hash\":\"%s\"}",
              t->cfg->bridge->desc.name, t->cfg->bridge->desc.version, step,
              (long long)tp_adamw_steps(t->opt), t->cfg->hash);
-    TP_TRY(tp_checkpoint_save(path, &t->all, &os, meta, err));
+    /* the bridge's hidden state (dropout RNG position, EMA, counters): without it a resumed
+     * run would not continue bit-identically */
+    tp_ckpt_blob blob = {0};
+    if (t->state_n > 0) {
+        blob.data = malloc(t->state_n);
+        blob.n = t->state_n;
+        if (!blob.data) return tp_errf(err, TP_ENOMEM, "trainer: out of memory");
+        tp_status st = t->bv->save_state(t->bs, blob.data, blob.n, err);
+        if (st != TP_OK) {
+            free(blob.data);
+            return tp_err_prefix(err, "bridge '%s' save_state", t->cfg->bridge->desc.name);
+        }
+    }
+    tp_status st = tp_checkpoint_save_blob(path, &t->all, &os, &blob, meta, err);
+    free(blob.data);
+    TP_TRY(st);
     if (sink && sink->checkpoint) TP_TRY(sink->checkpoint(sink->user, path, step, err));
     return TP_OK;
 }
@@ -861,12 +886,43 @@ static const char *meta_value(const char *json, const char *key, char *buf, size
     return out;
 }
 
+/* The checkpoint's bridge state into the bridge; the sizes must agree both ways. */
+static tp_status load_bridge_state(tp_trainer *t, const char *path, const tp_ckpt_blob *blob,
+                                   tp_err *err) {
+    const char *name = t->cfg->bridge->desc.name, *ver = t->cfg->bridge->desc.version;
+    if (!blob->present && t->state_n == 0) return TP_OK;
+    if (!blob->present)
+        return tp_errf(err, TP_EFORMAT,
+                       "checkpoint %s holds no bridge state, but bridge '%s' (version %s) keeps "
+                       "%zu bytes of it (a dropout RNG, EMA weights or counters); it was written "
+                       "before the state was saved (plugin ABI < 1.2), and resuming without it "
+                       "would not continue bit-identically. Remove the file to train this run "
+                       "again from step 0",
+                       path, name, ver, t->state_n);
+    if (blob->n != t->state_n)
+        return tp_errf(err, TP_EFORMAT,
+                       "checkpoint %s: the bridge state is %zu bytes, but bridge '%s' (version "
+                       "%s) with these options keeps %zu; the checkpoint is of other options or "
+                       "another build of the bridge",
+                       path, blob->n, name, ver, t->state_n);
+    tp_status st = t->bv->load_state(t->bs, blob->data, blob->n, err);
+    if (st != TP_OK) tp_err_prefix(err, "checkpoint %s: bridge '%s' state", path, name);
+    return st;
+}
+
 tp_status tp_trainer_resume(tp_trainer *t, const char *path, const double *prior, int n_prior,
                             int *step, tp_err *err) {
     tp_ckpt_state os = {0};
     os.n = tp_adamw_state(t->opt, &os.t);
     char *meta = NULL;
-    TP_TRY(tp_checkpoint_load(path, &t->all, &os, &meta, err));
+    tp_ckpt_blob blob;
+    TP_TRY(tp_checkpoint_load_blob(path, &t->all, &os, &blob, &meta, err));
+    tp_status bst = load_bridge_state(t, path, &blob, err);
+    free(blob.data);
+    if (bst != TP_OK) {
+        free(meta);
+        return bst;
+    }
     char b1[128], b2[128], b3[128];
     const char *s = meta ? meta_value(meta, "step", b1, sizeof b1) : NULL;
     const char *a = meta ? meta_value(meta, "adam_t", b2, sizeof b2) : NULL;

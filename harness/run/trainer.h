@@ -12,7 +12,11 @@
  *
  * Determinism: parameter init draws from Philox streams of the run seed (in the bridge), the
  * data order of epoch e is a Philox permutation of (seed, e), so the batch of step s is a pure
- * function of (seed, s) and a resumed run sees exactly the batches the uninterrupted one saw. */
+ * function of (seed, s) and a resumed run sees exactly the batches the uninterrupted one saw.
+ * Checkpoints also hold the bridge's hidden state (bridge.h state_size/save_state/load_state:
+ * a dropout RNG position, EMA weights, usage counters), so a resume continues bit-identically
+ * with dropout and EMA too; a checkpoint lacking a state the bridge keeps, or holding one of
+ * another size, is an error naming the file. */
 #ifndef TP_RUN_TRAINER_H
 #define TP_RUN_TRAINER_H
 

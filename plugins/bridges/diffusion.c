@@ -54,8 +54,9 @@
  *   the weights, ema = decay * ema + (1 - decay) * weights (the first one copies), so after n
  *   training steps the EMA has seen the weights of the n forwards, i.e. all but the very last
  *   optimiser update. Eval forwards use the EMA weights once it exists (before any training
- *   forward, the live weights). The EMA lives in the bridge state, not in tp_params: it is not
- *   trained and not in checkpoints — a resumed run restarts it from the resumed weights.
+ *   forward, the live weights). The EMA lives in the bridge state, not in tp_params (it is not
+ *   trained); it goes into checkpoints as the bridge's state (bridge.h, ABI 1.2) together with
+ *   the training noise RNG's position, so a resumed run continues bit-identically.
  *   With decay 0.999 the initial weights still weigh 0.999^n after n steps (0.74 at 300,
  *   0.14 at 2,000): short runs evaluate nearly untrained weights; use ema = off or a smaller
  *   ema_decay for them (on toy, 300 steps: 0.92 with ema = off, chance with 0.999).
@@ -63,7 +64,8 @@
  *
  * Version history: 1 — first version. 2 — flow training's soft tokens are the Euler sample
  * (version 1 returned the one-step estimate x_t + (1 - t) v, which leaks the target); option
- * train_soft. */
+ * train_soft. (Checkpointed state came later within 2: it changes only what a resumed run
+ * computes, which now equals the uninterrupted run.) */
 #define TP_PLUGIN
 #include <math.h>
 #include <stdint.h>
@@ -77,6 +79,7 @@
 TP_PLUGIN_DEFINE_API;
 
 #include "bridge_util.h"
+#include "bridge_state.h"
 #include "resampler.h"
 
 #define API             tp_plugin_api_
@@ -89,6 +92,7 @@ TP_PLUGIN_DEFINE_API;
 #define DF_STREAM_BASE  0x6469666600000000ull /* "diff" */
 #define DF_STREAM_TRAIN (DF_STREAM_BASE - 1)
 #define DF_STREAM_EVAL  (DF_STREAM_BASE - 2)
+#define DF_STATE_MAGIC  0x53464944u /* "DIFS" */
 
 static const tp_option_spec df_options[] = {
     {"mode", TP_OPT_ENUM, "flow", 1, 0, "flow|refiner",
@@ -641,6 +645,105 @@ done:
     return st;
 }
 
+/* ---- checkpointed state ----------------------------------------------------------------------
+ * The training noise RNG's position, whether the EMA exists yet, and (ema on) the EMA weights,
+ * one f32 block per parameter in slot order — zeros before the first training forward. The EMA
+ * is state rather than registered parameters: everything in tp_params is trained by the
+ * optimiser (and clipped, decayed), which the EMA must not be. */
+
+static size_t df_ema_floats(const df_state *s) {
+    size_t n = 0;
+    for (size_t i = 0; i < DF_NSLOTS; i++)
+        if (s->live.slot[i]) n += (size_t)tp_numel(s->live.slot[i]);
+    return n;
+}
+
+static size_t df_state_size(void *state) {
+    df_state *s = state;
+    return BS_HEADER + BS_RNG + 8u + (s->ema_on ? 4u * df_ema_floats(s) : 0u);
+}
+
+static tp_status df_save_state(void *state, void *buf, size_t n, tp_err *err) {
+    df_state *s = state;
+    bs_cur c = bs_begin_write(buf, n, DF_STATE_MAGIC, 1);
+    bs_put_rng(&c, &s->train_rng);
+    bs_put_u64(&c, (uint64_t)s->ema_ready);
+    for (size_t i = 0; s->ema_on && i < DF_NSLOTS; i++) {
+        tp_tensor *p = s->live.slot[i];
+        if (!p) continue;
+        size_t k = 4u * (size_t)tp_numel(p);
+        if (c.off + k > c.n) break; /* bs_end_write reports it */
+        if (!s->ema_ready) {
+            memset(c.w + c.off, 0, k);
+        } else {
+            /* the EMA may live on the GPU: a host f32 copy, as the checkpoint does for params */
+            float *tmp = malloc(k ? k : 1);
+            if (!tmp) return API->errf(err, TP_ENOMEM, "diffusion: out of memory");
+            tp_status st = tp_to_f32_buffer(s->ema.slot[i], tmp, err);
+            if (st == TP_OK) memcpy(c.w + c.off, tmp, k);
+            free(tmp);
+            TP_TRY(st);
+        }
+        c.off += k;
+    }
+    return bs_end_write(&c, DF_NAME, err);
+}
+
+/* One EMA slot from k bytes of host f32 values. */
+static tp_status df_ema_fill(df_state *s, size_t i, const unsigned char *src, size_t k,
+                             tp_err *err) {
+    tp_tensor *p = s->live.slot[i], *e = s->ema.slot[i];
+    if (!e) {
+        e = tp_tensor_alloc(TP_F32, p->device, p->ndim, p->shape, err);
+        if (!e) return err->code ? err->code : TP_ENOMEM;
+        snprintf(e->name, sizeof e->name, "ema.%.58s", p->name);
+        s->ema.slot[i] = e;
+    }
+    if (e->device == TP_CPU && tp_is_contiguous(e)) {
+        memcpy(e->data, src, k);
+        return TP_OK;
+    }
+    tp_tensor *h = tp_tensor_alloc(TP_F32, TP_CPU, p->ndim, p->shape, err);
+    if (!h) return err->code ? err->code : TP_ENOMEM;
+    memcpy(h->data, src, k);
+    tp_status st = tp_copy_into(e, h, err);
+    tp_tensor_free(h);
+    return st;
+}
+
+static tp_status df_load_state(void *state, const void *buf, size_t n, tp_err *err) {
+    df_state *s = state;
+    bs_cur c;
+    tp_rng rng;
+    uint64_t ready;
+    TP_TRY(bs_begin_read(&c, buf, n, DF_STATE_MAGIC, 1, DF_NAME, err));
+    TP_TRY(bs_get_rng(&c, &s->train_rng, &rng, DF_NAME, "training noise", err));
+    if (!bs_get(&c, &ready, sizeof ready) || ready > 1)
+        return API->errf(err, TP_EFORMAT, "diffusion: state's EMA flag is missing or not 0/1");
+    size_t need = s->ema_on ? 4u * df_ema_floats(s) : 0u;
+    if (c.n - c.off != need)
+        return API->errf(err, TP_EFORMAT,
+                         "diffusion: state holds %zu bytes of EMA weights; ema = %s with these "
+                         "options needs %zu",
+                         c.n - c.off, s->ema_on ? "on" : "off", need);
+    if (ready && !s->ema_on)
+        return API->errf(err, TP_EFORMAT, "diffusion: state has EMA weights but ema is off");
+    /* everything checked: commit */
+    s->train_rng = rng;
+    if (!ready) {
+        df_free_ema(s);
+        return TP_OK;
+    }
+    for (size_t i = 0; i < DF_NSLOTS; i++) {
+        if (!s->live.slot[i]) continue;
+        size_t k = 4u * (size_t)tp_numel(s->live.slot[i]);
+        TP_TRY(df_ema_fill(s, i, c.r + c.off, k, err));
+        c.off += k;
+    }
+    s->ema_ready = 1;
+    return bs_end_read(&c, DF_NAME, err);
+}
+
 static const tp_bridge_vtable df_vtable = {
     .size = sizeof(tp_bridge_vtable),
     .create = df_create,
@@ -649,6 +752,9 @@ static const tp_bridge_vtable df_vtable = {
     .destroy = df_destroy,
     .flags = df_flags,
     .set_target = df_set_target,
+    .state_size = df_state_size,
+    .save_state = df_save_state,
+    .load_state = df_load_state,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

@@ -27,10 +27,13 @@
  * scripts hard-coded 0.03), alpha_learnable, dropout (on each residual branch, training only),
  * and the normalizer options (normalizer.h: per-dimension whitening of the sender states from
  * statistics of N training examples, as in the study's phase 1; off by default).
- * The bridge reports alpha as the metric "alpha".
+ * The bridge reports alpha as the metric "alpha". With dropout > 0 the dropout RNG's position
+ * is its checkpointed state (bridge.h, ABI 1.2), so a resumed run draws the masks the
+ * uninterrupted one would have.
  *
  * Version history: 1 — first version (the normalizer options came later, off by default, with
- * outputs unchanged when off). */
+ * outputs unchanged when off; so did the checkpointed dropout state, which changes only what a
+ * resumed run computes — it now equals the uninterrupted run). */
 #define TP_PLUGIN
 #include <math.h>
 #include <stdint.h>
@@ -44,6 +47,7 @@
 TP_PLUGIN_DEFINE_API;
 
 #include "bridge_util.h"
+#include "bridge_state.h"
 #include "normalizer.h"
 #include "resampler.h"
 
@@ -51,6 +55,7 @@ TP_PLUGIN_DEFINE_API;
 #define PV_RMS_EPS      1e-6f
 #define PV_STREAM_BASE  0x7065726300000000ull /* "perc": keeps streams apart from other plugins */
 #define PV_DROPOUT_SALT 0xd20900ull
+#define PV_STATE_MAGIC  0x53565050u /* "PPVS" */
 
 static const tp_option_spec pv_options[] = {
     {"tokens", TP_OPT_INT, "16", 1, 4096, NULL, "number of soft tokens M (learned latents)"},
@@ -142,6 +147,31 @@ static tp_status pv_calibrate(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *m
     return nz_calibrate(&((pv_state *)state)->nz, c, h, mask, recv_embed, err);
 }
 
+/* Checkpointed state: the dropout RNG's position, the only thing that changes in training
+ * besides the parameters. Without dropout it never moves, so there is nothing to save (and
+ * checkpoints of dropout-0 runs stay as they were before ABI 1.2). */
+static size_t pv_state_size(void *state) {
+    return ((pv_state *)state)->dropout > 0 ? BS_HEADER + BS_RNG : 0;
+}
+
+static tp_status pv_save_state(void *state, void *buf, size_t n, tp_err *err) {
+    pv_state *s = state;
+    bs_cur c = bs_begin_write(buf, n, PV_STATE_MAGIC, 1);
+    bs_put_rng(&c, &s->drop_rng);
+    return bs_end_write(&c, PV_NAME, err);
+}
+
+static tp_status pv_load_state(void *state, const void *buf, size_t n, tp_err *err) {
+    pv_state *s = state;
+    bs_cur c;
+    tp_rng rng;
+    TP_TRY(bs_begin_read(&c, buf, n, PV_STATE_MAGIC, 1, PV_NAME, err));
+    TP_TRY(bs_get_rng(&c, &s->drop_rng, &rng, PV_NAME, "dropout", err));
+    TP_TRY(bs_end_read(&c, PV_NAME, err));
+    s->drop_rng = rng;
+    return TP_OK;
+}
+
 static const tp_bridge_vtable pv_vtable = {
     .size = sizeof(tp_bridge_vtable),
     .create = pv_create,
@@ -150,6 +180,9 @@ static const tp_bridge_vtable pv_vtable = {
     .destroy = pv_destroy,
     .calibration_examples = pv_calibration_examples,
     .calibrate = pv_calibrate,
+    .state_size = pv_state_size,
+    .save_state = pv_save_state,
+    .load_state = pv_load_state,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

@@ -26,7 +26,12 @@
  * (l2 | cosine), beta, entropy_weight, entropy_tau, dead_window, alpha_init, alpha_learnable,
  * and the normalizer options (normalizer.h).
  *
- * Version history: 1 — first version. */
+ * Checkpointed state (bridge.h, ABI 1.2): the dead-code bookkeeping (training forwards so far
+ * and the forward that last chose each code), so vq_dead_codes after a resume continues the
+ * uninterrupted run's.
+ *
+ * Version history: 1 — first version (the checkpointed counters came later; they change only
+ * the metrics of a resumed run, which now equal the uninterrupted run's). */
 #define TP_PLUGIN
 #include <stdint.h>
 
@@ -36,12 +41,14 @@
 TP_PLUGIN_DEFINE_API;
 
 #include "bridge_util.h"
+#include "bridge_state.h"
 #include "normalizer.h"
 #include "resampler.h"
 
 #define VQ_NAME        "vq"
 #define VQ_STREAM_BASE 0x7671000000000000ull /* "vq" */
 #define VQ_P_EPS       1e-10f
+#define VQ_STATE_MAGIC 0x53515156u /* "VQQS" */
 
 static const tp_option_spec vq_options[] = {
     RS_OPTIONS,
@@ -242,6 +249,51 @@ static tp_status vq_calibrate(void *state, tp_ctx *c, tp_tensor *h, tp_tensor *m
     return nz_calibrate(&((vq_state *)state)->nz, c, h, mask, recv_embed, err);
 }
 
+/* Checkpointed state: steps, K, last_used[K] (int64 each). */
+static size_t vq_state_size(void *state) {
+    return BS_HEADER + 16u + 8u * (size_t)((vq_state *)state)->k;
+}
+
+static tp_status vq_save_state(void *state, void *buf, size_t n, tp_err *err) {
+    vq_state *s = state;
+    bs_cur c = bs_begin_write(buf, n, VQ_STATE_MAGIC, 1);
+    bs_put_u64(&c, (uint64_t)s->steps);
+    bs_put_u64(&c, (uint64_t)s->k);
+    bs_put(&c, s->last_used, 8u * (size_t)s->k);
+    return bs_end_write(&c, VQ_NAME, err);
+}
+
+static tp_status vq_load_state(void *state, const void *buf, size_t n, tp_err *err) {
+    vq_state *s = state;
+    bs_cur c;
+    int64_t steps, k;
+    TP_TRY(bs_begin_read(&c, buf, n, VQ_STATE_MAGIC, 1, VQ_NAME, err));
+    if (!bs_get(&c, &steps, 8) || !bs_get(&c, &k, 8))
+        return BU_API->errf(err, TP_EFORMAT, VQ_NAME ": state ends inside its counters");
+    if (k != s->k || steps < 0)
+        return BU_API->errf(err, TP_EFORMAT,
+                            VQ_NAME ": state of a codebook of %lld codes after %lld forwards; "
+                                    "this one has %d codes",
+                            (long long)k, (long long)steps, s->k);
+    if (c.n - c.off != 8u * (size_t)k)
+        return BU_API->errf(err, TP_EFORMAT,
+                            VQ_NAME ": state holds %zu bytes of counters for %lld codes",
+                            c.n - c.off, (long long)k);
+    const unsigned char *used = c.r + c.off;
+    for (int64_t i = 0; i < k; i++) {
+        int64_t u;
+        memcpy(&u, used + 8u * (size_t)i, sizeof u);
+        if (u < -1 || u >= steps)
+            return BU_API->errf(err, TP_EFORMAT,
+                                VQ_NAME ": state says code %lld was last used at forward %lld, "
+                                        "outside [-1, %lld)",
+                                (long long)i, (long long)u, (long long)steps);
+    }
+    memcpy(s->last_used, used, 8u * (size_t)k);
+    s->steps = steps;
+    return TP_OK;
+}
+
 static const tp_bridge_vtable vq_vtable = {
     .size = sizeof(tp_bridge_vtable),
     .create = vq_create,
@@ -251,6 +303,9 @@ static const tp_bridge_vtable vq_vtable = {
     .flags = vq_flags,
     .calibration_examples = vq_calibration_examples,
     .calibrate = vq_calibrate,
+    .state_size = vq_state_size,
+    .save_state = vq_save_state,
+    .load_state = vq_load_state,
 };
 
 TP_PLUGIN_EXPORT tp_status tp_plugin_init(const tp_host_api *api, tp_plugin_desc *d, tp_err *err) {

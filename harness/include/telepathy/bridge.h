@@ -80,6 +80,24 @@ typedef struct tp_bridge_vtable {
      * to the longest row; mask [B,L] f32 (1 = token). Step-scoped: the bridge reads it in that
      * forward only. Eval forwards (training = 0) need no target. */
     tp_status (*set_target)(void *state, tp_tensor *target, tp_tensor *mask, tp_err *err);
+    /* ---- appended in ABI 1.2: optional, tested with TP_BRIDGE_HAS like the 1.1 members ----
+     * Hidden mutable state: whatever a resumed run needs to continue bit-identically that is
+     * not a registered parameter (a dropout RNG's position, EMA weights, usage counters). The
+     * host saves it in every training checkpoint and restores it on resume, after create (and
+     * calibrate) and before the next forward. Calibration statistics are not state: the host
+     * recomputes them before loading a checkpoint.
+     * state_size: the exact byte count, a function of the options and dims only (never of
+     *   training progress), so a checkpoint of other options is caught by its size; 0 = no
+     *   state worth saving (e.g. dropout = 0), and then the other two are never called.
+     * save_state: writes exactly n = state_size() bytes into buf (native byte order).
+     * load_state: reads bytes save_state wrote; the host has checked n == state_size() and the
+     *   bytes' checksum. Bytes it does not recognise (start them with a magic word and a
+     *   layout version) are a TP_EFORMAT error saying what differs; state stays unchanged then.
+     * A bridge with state_size() > 0 cannot resume from a checkpoint without its state (one
+     * written before ABI 1.2): the host refuses that with a message, never resumes silently. */
+    size_t (*state_size)(void *state);
+    tp_status (*save_state)(void *state, void *buf, size_t n, tp_err *err);
+    tp_status (*load_state)(void *state, const void *buf, size_t n, tp_err *err);
 } tp_bridge_vtable;
 
 /* Whether vtable vt (of vt->size bytes, maybe built against older headers) has a non-NULL
