@@ -79,9 +79,14 @@ tp_status tp_cu_copy_strided_hook(const tp_tensor *dst, const tp_tensor *src) {
 tp_status tp_cu_fill_hook(const tp_tensor *t, double v) {
     int64_t n = tp_numel(t);
     if (!n) return TP_OK;
-    k_fill<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(tp_cu_view(t), (float)v, (int32_t)v,
-                                                                n);
-    cudaError_t e = cudaGetLastError();
+    cudaError_t e;
+    if (v == 0.0 && tp_is_contiguous(t)) /* zeroing grads (k_fill wrote ~1.6 TB/s on the H100) */
+        e = cudaMemsetAsync(t->data, 0, (size_t)n * tp_dtype_size(t->dtype), tp_cu_stream);
+    else {
+        k_fill<<<tp_cu_blocks(n), TP_CU_THREADS, 0, tp_cu_stream>>>(tp_cu_view(t), (float)v,
+                                                                    (int32_t)v, n);
+        e = cudaGetLastError();
+    }
     if (e != cudaSuccess) {
         fprintf(stderr, "telepathy: cuda: %s:%d: fill: %s\n", __FILE__, __LINE__,
                 cudaGetErrorString(e));
