@@ -20,6 +20,29 @@ struct tp_adamw {
     tp_ctx *ctx; /* dispatch and scratch for the update ops, on the params' device */
 };
 
+/* Host buffers of the checks, per thread, grown to the largest param count seen and kept: a
+ * warmed-up step allocates nothing (tests/core/test_alloc.c). */
+typedef struct sumsq_buf {
+    float *h;
+    double *d;
+    tp_tensor **t;
+    int cap;
+} sumsq_buf;
+static _Thread_local sumsq_buf g_sb;
+
+static int sb_reserve(int n) {
+    if (n <= g_sb.cap) return 0;
+    float *h = tp_core_realloc(g_sb.h, (size_t)n * sizeof *h);
+    if (h) g_sb.h = h;
+    double *d = tp_core_realloc(g_sb.d, (size_t)n * sizeof *d);
+    if (d) g_sb.d = d;
+    tp_tensor **t = tp_core_realloc(g_sb.t, (size_t)n * sizeof *t);
+    if (t) g_sb.t = t;
+    if (!h || !d || !t) return -1;
+    g_sb.cap = n;
+    return 0;
+}
+
 /* Sums of squares of the grads of params (contiguous f32 on ctx's device) into out[i] (NaN for a
  * param without grad). All sums are computed into one device vector and read back once: on the
  * GPU a read-back per tensor was a stream sync each, 58 of them per check for the Perceiver.
@@ -27,7 +50,7 @@ struct tp_adamw {
 static int grad_sumsqs(tp_ctx *c, tp_tensor *const *params, int n, double *out) {
     if (n <= 0) return 0;
     tp_tensor *acc = tp_ctx_scratch(c, TP_F32, 1, (int64_t[]){n});
-    float *h = tp_core_calloc((size_t)n, sizeof *h);
+    float *h = sb_reserve(n) ? NULL : g_sb.h;
     int bad = !acc || !h;
     for (int i = 0; i < n && !bad; i++) {
         if (!params[i] || !params[i]->grad) continue;
@@ -44,7 +67,6 @@ static int grad_sumsqs(tp_ctx *c, tp_tensor *const *params, int n, double *out) 
     tp_err err = {0};
     if (!bad) bad = tp_to_f32_buffer(acc, h, &err) != TP_OK;
     for (int i = 0; i < n && !bad; i++) out[i] = params[i] && params[i]->grad ? (double)h[i] : NAN;
-    tp_core_free(h);
     if (bad && !c->status)
         tp_ctx_fail(c, err.code ? err.code : TP_ENOMEM, "sum of squares: %s",
                     err.msg[0] ? err.msg : "out of memory");
@@ -161,21 +183,16 @@ tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
     tp_ctx *c = o->ctx;
     tp_ctx_reset(c);
     tp_ctx_clear_error(c);
-    double *ss = tp_core_calloc((size_t)(o->n > 0 ? o->n : 1), sizeof *ss);
-    if (!ss) return tp_errf(err, TP_ENOMEM, "adamw: out of memory");
-    if (grad_sumsqs(c, o->params, o->n, ss)) {
-        tp_core_free(ss);
-        return tp_errf(err, c->status, "adamw: %s", c->err);
-    }
+    if (sb_reserve(o->n)) return tp_errf(err, TP_ENOMEM, "adamw: out of memory");
+    double *ss = g_sb.d;
+    if (grad_sumsqs(c, o->params, o->n, ss)) return tp_errf(err, c->status, "adamw: %s", c->err);
     for (int i = 0; i < o->n; i++) {
         if (!o->params[i]->grad || isfinite(ss[i])) continue;
-        tp_core_free(ss);
         return tp_errf(err, TP_ERANGE,
                        "adamw: grad of '%s' is not finite (hint: lower the lr or enable "
                        "gradient clipping)",
                        o->params[i]->name);
     }
-    tp_core_free(ss);
     o->t++;
     const tp_adamw_cfg *cf = &o->cfg;
     double bc1 = 1.0 - pow(cf->beta1, (double)o->t), bc2 = 1.0 - pow(cf->beta2, (double)o->t);
@@ -202,9 +219,10 @@ double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm) {
     double ss = 0;
     /* one batched read-back per device: params may live on both */
     for (int dev = 0; dev < 2; dev++) {
-        tp_tensor **on = tp_core_calloc((size_t)(n > 0 ? n : 1), sizeof *on);
-        double *part = tp_core_calloc((size_t)(n > 0 ? n : 1), sizeof *part);
-        int k = 0, bad = !on || !part;
+        if (sb_reserve(n)) return NAN;
+        tp_tensor **on = g_sb.t;
+        double *part = g_sb.d;
+        int k = 0, bad = 0;
         for (int i = 0; i < n && !bad; i++)
             if (params[i] && params[i]->grad && (int)params[i]->grad->device == dev)
                 on[k++] = params[i];
@@ -218,8 +236,6 @@ double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm) {
             }
             for (int i = 0; i < k && !bad; i++) ss += part[i];
         }
-        tp_core_free(on);
-        tp_core_free(part);
         if (bad) return NAN;
     }
     double norm = sqrt(ss);

@@ -117,6 +117,8 @@ tp_status tp_backward(tp_ctx *c, tp_tensor *out, tp_tensor *grad_out) {
     for (int i = out->node; i >= 0; i--) {
         tp_node *n = &c->nodes[i];
         if (!n->out->grad) continue; /* nothing flowed here */
+        if (n->op == TP_OP_COPY && n->out->grad == n->in[0]->grad)
+            continue; /* a param's copy shares the param's grad (tp_node_grad): already summed */
         tp_status s;
         if (n->op == TP_OP_RESHAPE || n->op == TP_OP_TRANSPOSE || n->op == TP_OP_SLICE)
             s = view_backward(c, n);
