@@ -22,7 +22,7 @@
  * 96); prompt_tuning stays near chance (0.50-0.55, 0.66 after 1,200 steps): its soft prompt
  * steers a random tiny receiver that cannot itself read the toy keywords from the text
  * (test_run_prompt_tuning.c tests what it does do, and lists the settings tried).
- * TP_TEST_SLOW: ~30 s optimised, minutes under the sanitizers at -O0, so `make test-asan`
+ * TP_TEST_SLOW: ~40 s optimised, minutes under the sanitizers at -O0, so `make test-asan`
  * leaves it out. */
 #include <math.h>
 
