@@ -18,6 +18,7 @@ struct attn_args {
     int odt;
     float *lse;
     int64_t B, H, Hkv, T, S, Dh;
+    int64_t ks[3], vs[3]; /* k, v strides of batch, head, row (rows dense) */
     int causal, q_offset, window;
     float scale;
 };
@@ -58,17 +59,19 @@ static size_t attn_smem_bytes(int64_t Dh, int SC) {
                                     ATTN_QT * SC + SC + 3 * ATTN_QT);
 }
 
-/* rows [0, n) of a row-major [.., Dh] operand starting at element off, into smem rows of pitch
- * ld, times mul; 16-byte vectors when the operand is bf16 with Dh % 8 == 0 */
-__device__ __forceinline__ void load_rows(const void *p, int dt, int64_t off, int n, int Dh,
-                                          float *dst, int ld, float mul, int tid, int nt) {
-    if (dt == (int)TP_BF16 && (Dh & 7) == 0 && ((off & 7) == 0) && (((uintptr_t)p & 15) == 0)) {
-        const uint4 *src = (const uint4 *)((const __nv_bfloat16 *)p + off);
+/* rows [0, n) of Dh dense elements each, the first at element off and the next ones pitch
+ * elements apart, into smem rows of pitch ld, times mul; 16-byte vectors when the operand is bf16
+ * and every row start is 16-byte aligned */
+__device__ __forceinline__ void load_rows(const void *p, int dt, int64_t off, int64_t pitch, int n,
+                                          int Dh, float *dst, int ld, float mul, int tid, int nt) {
+    if (dt == (int)TP_BF16 && (Dh & 7) == 0 && (off & 7) == 0 && (pitch & 7) == 0 &&
+        (((uintptr_t)p & 15) == 0)) {
+        const __nv_bfloat16 *src = (const __nv_bfloat16 *)p + off;
         const int nv = n * Dh / 8, per_row = Dh / 8;
 #pragma unroll 4
         for (int i = tid; i < nv; i += nt) {
-            uint4 u = src[i];
             int r = i / per_row, d = (i - r * per_row) * 8;
+            uint4 u = *(const uint4 *)(src + r * pitch + d);
             const __nv_bfloat162 *h2 = (const __nv_bfloat162 *)&u;
             float *o = dst + r * ld + d;
 #pragma unroll
@@ -83,7 +86,7 @@ __device__ __forceinline__ void load_rows(const void *p, int dt, int64_t off, in
 #pragma unroll 4
     for (int i = tid; i < n * Dh; i += nt) {
         int r = i / Dh, d = i - r * Dh;
-        dst[r * ld + d] = ldf(p, dt, off + i) * mul;
+        dst[r * ld + d] = ldf(p, dt, off + r * pitch + d) * mul;
     }
 }
 
@@ -98,13 +101,14 @@ __global__ void k_attn_tile(attn_args a, int SC) {
     float *Ps = Vs + SC * Dh, *Ms = Ps + QT * SC, *rm = Ms + SC, *rl = rm + QT, *rc = rl + QT;
     const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nt >> 5, SC4 = SC / 4, D4 = (Dh + 3) / 4;
-    const int64_t qbase = (bh * a.T + t0) * Dh, kbase = (b * a.Hkv + kvh) * a.S * Dh;
+    const int64_t qbase = (bh * a.T + t0) * Dh;
+    const int64_t kbase = b * a.ks[0] + kvh * a.ks[1], vbase = b * a.vs[0] + kvh * a.vs[1];
     /* score work split: items = (row, key quad); nseg lanes share an item's head dim */
     const int items = nq * SC4;
     int nseg = 1;
     while (nseg < 32 && nseg * 2 * items <= nt && nseg * 2 <= Dh) nseg *= 2;
 
-    load_rows(a.q, a.qdt, qbase, nq, Dh, Qs, Dq, a.scale, tid, nt);
+    load_rows(a.q, a.qdt, qbase, Dh, nq, Dh, Qs, Dq, a.scale, tid, nt);
     for (int i = tid; i < nq * Dh; i += nt) Os[i] = 0.0f;
     for (int r = tid; r < QT; r += nt) {
         rm[r] = -INFINITY;
@@ -118,8 +122,8 @@ __global__ void k_attn_tile(attn_args a, int SC) {
     for (int64_t s0 = lo_all; s0 < hi_all; s0 += SC) {
         const int nk = (int)min((int64_t)SC, hi_all - s0);
         __syncthreads(); /* the previous chunk's K, V, P are consumed */
-        load_rows(a.k, a.kdt, kbase + s0 * Dh, nk, Dh, Ks, Dq, 1.0f, tid, nt);
-        load_rows(a.v, a.vdt, kbase + s0 * Dh, nk, Dh, Vs, Dh, 1.0f, tid, nt);
+        load_rows(a.k, a.kdt, kbase + s0 * a.ks[2], a.ks[2], nk, Dh, Ks, Dq, 1.0f, tid, nt);
+        load_rows(a.v, a.vdt, vbase + s0 * a.vs[2], a.vs[2], nk, Dh, Vs, Dh, 1.0f, tid, nt);
         for (int s = tid; s < SC; s += nt)
             Ms[s] = s < nk && !(a.mask && ldf(a.mask, a.mdt, b * a.S + s0 + s) == 0.0f);
         __syncthreads();
@@ -243,6 +247,10 @@ static attn_args args_of(const tp_node *n) {
     a.Dh = q->shape[3];
     a.Hkv = k->shape[1];
     a.S = k->shape[2];
+    for (int i = 0; i < 3; i++) {
+        a.ks[i] = k->stride[i];
+        a.vs[i] = v->stride[i];
+    }
     a.causal = cfg->causal;
     a.q_offset = cfg->q_offset;
     a.window = cfg->window;
@@ -314,6 +322,18 @@ __global__ void k_dsoftmax(const float *P, float *dP, int64_t rows, int64_t S) {
     }
 }
 
+/* t as a contiguous f32 tensor (itself, or a scratch copy) for the GEMMs of the backward */
+static tp_tensor *contig_f32(tp_ctx *ctx, tp_tensor *t) {
+    if (t->dtype == TP_F32 && tp_is_contiguous(t)) return t;
+    tp_tensor *o = tp_ctx_scratch(ctx, TP_F32, t->ndim, t->shape);
+    if (!o) return NULL;
+    if (tp_cu_copy_strided_hook(o, t) != TP_OK) {
+        tp_ctx_fail(ctx, TP_ECUDA, "op 'attention' backward: copy of an input failed");
+        return NULL;
+    }
+    return o;
+}
+
 tp_status tp_cu_attention_bwd(tp_ctx *ctx, tp_node *n) {
     tp_tensor *gq = tp_node_grad(ctx, n, 0), *gk = tp_node_grad(ctx, n, 1);
     tp_tensor *gv = tp_node_grad(ctx, n, 2);
@@ -323,9 +343,9 @@ tp_status tp_cu_attention_bwd(tp_ctx *ctx, tp_node *n) {
     if (!n->saved[0])
         return tp_ctx_fail(ctx, TP_ESTATE, "op 'attention': backward without saved lse");
     int64_t G = a.H / a.Hkv, BK = a.B * a.Hkv, GT = G * a.T;
-    tp_tensor *q = tp_cu_as_dtype(ctx, n->in[0], TP_F32);
-    tp_tensor *k = tp_cu_as_dtype(ctx, n->in[1], TP_F32);
-    tp_tensor *v = tp_cu_as_dtype(ctx, n->in[2], TP_F32);
+    tp_tensor *q = contig_f32(ctx, n->in[0]);
+    tp_tensor *k = contig_f32(ctx, n->in[1]); /* k, v may be strided (see the front end) */
+    tp_tensor *v = contig_f32(ctx, n->in[2]);
     int64_t psh[3] = {BK, GT, a.S};
     tp_tensor *P = tp_ctx_scratch(ctx, TP_F32, 3, psh);
     if (!q || !k || !v || !P) return ctx->status;

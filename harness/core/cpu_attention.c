@@ -1,6 +1,9 @@
 /* cpu_attention.c — CPU reference scaled-dot-product attention with grouped KV heads, causal
  * mask with q_offset, sliding window and key padding. q (B,H,T,Dh), k/v (B,Hkv,S,Dh),
- * key_mask (B,S) f32 or NULL, out (B,H,T,Dh). Per (b,h) the scores (T,S) come from one GEMM,
+ * key_mask (B,S) f32 or NULL, out (B,H,T,Dh). k and v may be strided views whose rows are dense
+ * (a KV cache's prefix, a head slice of the fused q|k|v output): they are read through their
+ * batch/head strides with the row stride as the GEMM leading dimension; q, out and grads are
+ * contiguous. Per (b,h) the scores (T,S) come from one GEMM,
  * the masked softmax is a row loop, and P @ V is a second GEMM. Forward saves the row
  * log-sum-exp (B,H,T) (-inf for a row that sees no key: its output is 0); backward recomputes
  * P from it and uses three GEMMs (dQ, dK, dV) accumulating into the grads. */
@@ -18,6 +21,13 @@ static adims adims_of(const tp_node *n) {
     return (adims){q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2], q->shape[3]};
 }
 
+/* rows of head (b, h) of k or v (input i), and their leading dimension */
+static const float *kv_rows(const tp_node *n, int i, adims d, int64_t b, int64_t h, int *ld) {
+    const tp_tensor *t = n->in[i];
+    *ld = (int)t->stride[2];
+    return F32(t) + b * t->stride[0] + (h / (d.H / d.Hkv)) * t->stride[1];
+}
+
 static int visible(const tp_attn_cfg *cfg, const float *mask, int64_t t, int64_t s) {
     int64_t qpos = t + cfg->q_offset;
     if (mask && mask[s] == 0.0f) return 0;
@@ -32,12 +42,13 @@ static void probs(const tp_node *n, adims d, int64_t b, int64_t h, float *P, con
                   float *lse_out) {
     const tp_attn_cfg *cfg = n->aux;
     const float *q = F32(n->in[0]) + (b * d.H + h) * d.T * d.Dh;
-    const float *k = F32(n->in[1]) + (b * d.Hkv + h / (d.H / d.Hkv)) * d.S * d.Dh;
+    int ldk;
+    const float *k = kv_rows(n, 1, d, b, h, &ldk);
     const float *mask = n->in[3] ? F32(n->in[3]) + b * d.S : NULL;
     if (d.T == 0 || d.S == 0) return;
     if (d.Dh > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d.T, (int)d.S, (int)d.Dh,
-                    cfg->scale, q, (int)d.Dh, k, (int)d.Dh, 0.0f, P, (int)d.S);
+                    cfg->scale, q, (int)d.Dh, k, ldk, 0.0f, P, (int)d.S);
     else
         for (int64_t i = 0; i < d.T * d.S; i++) P[i] = 0.0f;
     for (int64_t t = 0; t < d.T; t++) {
@@ -74,7 +85,8 @@ tp_status tp_cpu_attention_fwd(tp_ctx *ctx, tp_node *n) {
     for (int64_t b = 0; b < d.B; b++)
         for (int64_t h = 0; h < d.H; h++) {
             float *o = F32(n->out) + (b * d.H + h) * d.T * d.Dh;
-            const float *v = F32(n->in[2]) + (b * d.Hkv + h / (d.H / d.Hkv)) * d.S * d.Dh;
+            int ldv;
+            const float *v = kv_rows(n, 2, d, b, h, &ldv);
             probs(n, d, b, h, P, NULL, lse ? lse + (b * d.H + h) * d.T : NULL);
             if (d.T == 0 || d.Dh == 0) continue;
             if (d.S == 0) {
@@ -82,7 +94,7 @@ tp_status tp_cpu_attention_fwd(tp_ctx *ctx, tp_node *n) {
                 continue;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d.T, (int)d.Dh, (int)d.S,
-                        1.0f, P, (int)d.S, v, (int)d.Dh, 0.0f, o, (int)d.Dh);
+                        1.0f, P, (int)d.S, v, ldv, 0.0f, o, (int)d.Dh);
         }
     return TP_OK;
 }
@@ -102,15 +114,16 @@ tp_status tp_cpu_attention_bwd(tp_ctx *ctx, tp_node *n) {
         for (int64_t h = 0; h < d.H; h++) {
             int64_t qo = (b * d.H + h) * d.T * d.Dh,
                     kvo = (b * d.Hkv + h / (d.H / d.Hkv)) * d.S * d.Dh;
-            const float *q = F32(n->in[0]) + qo, *k = F32(n->in[1]) + kvo;
-            const float *v = F32(n->in[2]) + kvo, *go = F32(n->out->grad) + qo;
+            int ldk, ldv;
+            const float *q = F32(n->in[0]) + qo, *k = kv_rows(n, 1, d, b, h, &ldk);
+            const float *v = kv_rows(n, 2, d, b, h, &ldv), *go = F32(n->out->grad) + qo;
             probs(n, d, b, h, P, F32(n->saved[0]) + (b * d.H + h) * d.T, NULL);
             if (gv) /* dV += P^T dO */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, Dh, T, 1.0f, P, S, go, Dh,
                             1.0f, F32(gv) + kvo, Dh);
             if (!gq && !gk) continue;
             /* dP = dO V^T; dS = P * (dP - rowsum(P * dP)) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, Dh, 1.0f, go, Dh, v, Dh,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, Dh, 1.0f, go, Dh, v, ldv,
                         0.0f, dP, S);
             for (int64_t t = 0; t < d.T; t++) {
                 float *p = P + t * d.S, *dp = dP + t * d.S;
@@ -120,7 +133,7 @@ tp_status tp_cpu_attention_bwd(tp_ctx *ctx, tp_node *n) {
             }
             if (gq) /* dQ += scale * dS K */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, Dh, S, cfg->scale, dP, S,
-                            k, Dh, 1.0f, F32(gq) + qo, Dh);
+                            k, ldk, 1.0f, F32(gq) + qo, Dh);
             if (gk) /* dK += scale * dS^T Q */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, Dh, T, cfg->scale, dP, S, q,
                             Dh, 1.0f, F32(gk) + kvo, Dh);

@@ -71,6 +71,15 @@ tp_tensor *tp_rope(tp_ctx *c, tp_tensor *x, tp_tensor *pos, const tp_rope_cfg *c
     return tp_op_run(c, &n);
 }
 
+static tp_tensor *kv_in(tp_ctx *c, tp_tensor *t) {
+    if (!t) return NULL;
+    /* rows must be dense and not overlap: the backends use the row stride as a GEMM leading
+     * dimension (CPU) or a load pitch (CUDA) */
+    int ok = t->stride[3] == 1 && t->stride[2] >= t->shape[3] && t->stride[2] > 0 &&
+             t->stride[1] >= 0 && t->stride[0] >= 0;
+    return ok ? t : tp_contiguous(c, t);
+}
+
 tp_tensor *tp_attention(tp_ctx *c, tp_tensor *q, tp_tensor *k, tp_tensor *v, tp_tensor *key_mask,
                         const tp_attn_cfg *cfg) {
     if (!tp_op_ready(c) || !q || !k || !v) return NULL;
@@ -89,8 +98,11 @@ tp_tensor *tp_attention(tp_ctx *c, tp_tensor *q, tp_tensor *k, tp_tensor *v, tp_
     }
     tp_node n = {.op = TP_OP_ATTENTION, .n_in = 4};
     n.in[0] = tp_op_contig(c, tp_op_float_in(c, q, "attention", "q"));
-    n.in[1] = tp_op_contig(c, tp_op_float_in(c, k, "attention", "k"));
-    n.in[2] = tp_op_contig(c, tp_op_float_in(c, v, "attention", "v"));
+    /* k and v are read through their batch/head strides when rows are dense (a KV cache's
+     * prefix, head slices of the fused q|k|v output): copying them was two kernels per layer
+     * per decode step on the GPU */
+    n.in[1] = kv_in(c, tp_op_float_in(c, k, "attention", "k"));
+    n.in[2] = kv_in(c, tp_op_float_in(c, v, "attention", "v"));
     if (key_mask) n.in[3] = tp_op_contig(c, tp_op_float_in(c, key_mask, "attention", "key_mask"));
     tp_attn_cfg *cp = tp_arena_alloc(&c->host, sizeof *cp);
     if (!cp) tp_ctx_fail(c, TP_ENOMEM, "op 'attention': arena full");
