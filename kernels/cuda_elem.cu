@@ -575,9 +575,10 @@ tp_status tp_cu_dropout_bwd(tp_ctx *ctx, tp_node *n) {
 /* f32 arithmetic (the CPU reference forms the denominator in double; the difference is a few
  * ulps per step, and double division/sqrt over 500M params would dominate the update) */
 __global__ void k_adamw_op(float *w, const float *g, float *m, float *v, int64_t n, float decay,
-                           float b1, float b2, float eps, float step_size, float inv_bc2) {
+                           float b1, float b2, float eps, float step_size, float inv_bc2,
+                           float gscale) {
     GRID_LOOP(k, n) {
-        float gk = g[k];
+        float gk = __fmul_rn(g[k], gscale); /* rounded as a stored clipped grad (no FMA fusion) */
         float wk = w[k] * decay;
         float mk = b1 * m[k] + (1.0f - b1) * gk;
         float vk = b2 * v[k] + (1.0f - b2) * gk * gk;
@@ -598,7 +599,7 @@ tp_status tp_cu_adamw_fwd(tp_ctx *ctx, tp_node *n) {
     k_adamw_op<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
         (float *)n->in[0]->data, (const float *)n->in[1]->data, (float *)n->in[2]->data,
         (float *)n->in[3]->data, m, h->decay, h->beta1, h->beta2, h->eps, (float)h->step_size,
-        (float)(1.0 / h->bc2_sqrt));
+        (float)(1.0 / h->bc2_sqrt), h->gscale);
     CUDA_LAUNCH_CHECK(ctx, "adamw");
     return TP_OK;
 }

@@ -75,6 +75,7 @@ typedef struct tp_node {
 typedef struct tp_adamw_hp {
     float decay, beta1, beta2, eps;
     double step_size, bc2_sqrt;
+    float gscale; /* the grad is read as grad * gscale (clipping folded into the update; 1: none) */
 } tp_adamw_hp;
 
 typedef tp_status (*tp_op_fn)(tp_ctx *ctx, tp_node *n);

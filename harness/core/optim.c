@@ -174,7 +174,9 @@ void tp_adamw_zero_grad(tp_adamw *o) {
     for (int i = 0; i < o->n; i++) tp_param_zero_grad(o->params[i]);
 }
 
-tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
+/* Checks lr, syncs the step counter and computes every grad's sum of squares into g_sb.d;
+ * refuses a non-finite grad, naming it. */
+static tp_status step_begin(tp_adamw *o, float lr, tp_err *err) {
     if (!o) return tp_errf(err, TP_EINVAL, "adamw: NULL optimiser");
     if (!(lr >= 0) || !isfinite(lr)) return tp_errf(err, TP_EINVAL, "adamw: lr %g invalid", lr);
     /* the step tensor is authoritative after a checkpoint load */
@@ -193,13 +195,20 @@ tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
                        "gradient clipping)",
                        o->params[i]->name);
     }
+    return TP_OK;
+}
+
+/* The update of every param, its grad read as grad * gscale. */
+static tp_status step_update(tp_adamw *o, float lr, float gscale, tp_err *err) {
+    tp_ctx *c = o->ctx;
     o->t++;
     const tp_adamw_cfg *cf = &o->cfg;
     double bc1 = 1.0 - pow(cf->beta1, (double)o->t), bc2 = 1.0 - pow(cf->beta2, (double)o->t);
     for (int i = 0; i < o->n; i++) {
         tp_tensor *p = o->params[i];
         if (!p->grad) continue;
-        tp_adamw_hp hp = {1.0f - lr * o->wd[i], cf->beta1, cf->beta2, cf->eps, lr / bc1, sqrt(bc2)};
+        tp_adamw_hp hp = {
+            1.0f - lr * o->wd[i], cf->beta1, cf->beta2, cf->eps, lr / bc1, sqrt(bc2), gscale};
         tp_node nd = {.op = TP_OP_ADAMW,
                       .n_in = 4,
                       .in = {p, p->grad, o->state[2 * i], o->state[2 * i + 1]},
@@ -209,6 +218,25 @@ tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
     }
     ((float *)o->state[2 * o->n]->data)[0] = (float)o->t;
     return TP_OK;
+}
+
+tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err) {
+    TP_TRY(step_begin(o, lr, err));
+    return step_update(o, lr, 1.0f, err);
+}
+
+tp_status tp_adamw_step_clipped(tp_adamw *o, float lr, double max_norm, double *grad_norm,
+                                tp_err *err) {
+    if (grad_norm) *grad_norm = NAN;
+    TP_TRY(step_begin(o, lr, err));
+    double ss = 0;
+    for (int i = 0; i < o->n; i++)
+        if (o->params[i]->grad) ss += g_sb.d[i];
+    double norm = sqrt(ss);
+    if (grad_norm) *grad_norm = norm;
+    /* tp_clip_grad_norm's coefficient, in the same float */
+    float coef = max_norm > 0 && norm > max_norm ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+    return step_update(o, lr, coef, err);
 }
 
 /* One scratch context per device and thread for clipping (created at first use, then reused:

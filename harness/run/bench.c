@@ -240,10 +240,7 @@ static tp_status train_step(bench *b, tp_err *err) {
     tp_tensor *loss =
         tp_cross_entropy(b->ctx, lg, tp_reshape(b->ctx, tgt, TP_DIMS(b->B * 3)), -100, 0.0f);
     if (!loss || tp_backward(b->ctx, loss, NULL) != TP_OK) return ctx_err(b, err, "train backward");
-    tp_tensor **ps;
-    int np = tp_bench_perceiver_params(b->br, &ps);
-    tp_clip_grad_norm(ps, np, 1.0);
-    TP_TRY(tp_adamw_step(b->opt, 2e-4f, err));
+    TP_TRY(tp_adamw_step_clipped(b->opt, 2e-4f, 1.0, NULL, err)); /* the trainer's update */
     tp_adamw_zero_grad(b->opt);
     return TP_OK;
 }

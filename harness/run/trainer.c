@@ -1010,9 +1010,8 @@ tp_status tp_trainer_train(tp_trainer *t, const char *ckpt_dir, const tp_train_s
             st = ctx_err(t->ctx, err, "backward");
             break;
         }
-        double gnorm = tp_clip_grad_norm(t->all.p, t->all.n, c->clip);
-        double lr = tp_run_lr_at(c, s);
-        st = tp_adamw_step(t->opt, (float)lr, err);
+        double gnorm = NAN, lr = tp_run_lr_at(c, s);
+        st = tp_adamw_step_clipped(t->opt, (float)lr, c->clip, &gnorm, err); /* opt has t->all */
         if (st != TP_OK) {
             tp_err_prefix(err, "step %d (grad norm %g)", s, gnorm);
             break;

@@ -174,6 +174,43 @@ static void test_ema(void) {
     tp_tensor_free(e);
 }
 
-TP_TEST_RUN(TP_CASE(test_ema), TP_CASE(test_per_param_decay), TP_CASE(test_adamw_first_step),
-            TP_CASE(test_adamw_vs_reference), TP_CASE(test_adamw_rejects_nan), TP_CASE(test_clip),
-            TP_CASE(test_schedule), TP_CASE(test_state_round_trip))
+/* tp_adamw_step_clipped == tp_clip_grad_norm + tp_adamw_step, bit for bit, with the clip active
+ * on some steps and not others, over two params; the grads are left unscaled; NaN is refused */
+static void test_step_clipped(void) {
+    const float gs[3][4] = {
+        {3.0f, -4.0f, 1.0f, 0.5f}, {0.01f, 0.02f, -0.03f, 0.0f}, {-7.0f, 2.0f, 0.25f, 9.0f}};
+    tp_tensor *a[2] = {param2(0.5f, -1.0f), param2(2.0f, 0.25f)};
+    tp_tensor *b[2] = {param2(0.5f, -1.0f), param2(2.0f, 0.25f)};
+    tp_err e = {0};
+    tp_adamw_cfg cfg = tp_adamw_defaults();
+    tp_adamw *oa = tp_adamw_new(a, 2, &cfg, &e), *ob = tp_adamw_new(b, 2, &cfg, &e);
+    for (int t = 0; t < 3; t++) {
+        for (int i = 0; i < 2; i++) {
+            set_grad(a[i], gs[t][2 * i], gs[t][2 * i + 1]);
+            set_grad(b[i], gs[t][2 * i], gs[t][2 * i + 1]);
+        }
+        double na = tp_clip_grad_norm(a, 2, 1.0), nb = 0;
+        TP_CHECK(tp_adamw_step(oa, 0.05f, &e) == TP_OK);
+        TP_CHECK(tp_adamw_step_clipped(ob, 0.05f, 1.0, &nb, &e) == TP_OK);
+        TP_CHECKF(na == nb, "step %d: norm %.9g vs %.9g", t, na, nb);
+        for (int i = 0; i < 2; i++) {
+            TP_CHECK(memcmp(a[i]->data, b[i]->data, 2 * sizeof(float)) == 0);
+            TP_CHECK(tp_item(b[i]->grad, 0) == gs[t][2 * i]); /* unscaled */
+        }
+    }
+    set_grad(b[1], NAN, 0.0f);
+    double nn = 0;
+    TP_CHECK(tp_adamw_step_clipped(ob, 0.05f, 1.0, &nn, &e) == TP_ERANGE);
+    TP_CHECK(strstr(e.msg, "not finite") != NULL);
+    tp_adamw_free(oa);
+    tp_adamw_free(ob);
+    for (int i = 0; i < 2; i++) {
+        tp_tensor_free(a[i]);
+        tp_tensor_free(b[i]);
+    }
+}
+
+TP_TEST_RUN(TP_CASE(test_step_clipped), TP_CASE(test_ema), TP_CASE(test_per_param_decay),
+            TP_CASE(test_adamw_first_step), TP_CASE(test_adamw_vs_reference),
+            TP_CASE(test_adamw_rejects_nan), TP_CASE(test_clip), TP_CASE(test_schedule),
+            TP_CASE(test_state_round_trip))

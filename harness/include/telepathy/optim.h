@@ -33,6 +33,13 @@ void tp_adamw_free(tp_adamw *o);
  * p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). A non-finite grad is an error (no
  * param is changed) so a diverged run stops with a message instead of writing NaN. */
 tp_status tp_adamw_step(tp_adamw *o, float lr, tp_err *err);
+/* tp_clip_grad_norm(params of o, max_norm) followed by tp_adamw_step, in one pass over the grads:
+ * the clip factor is applied as the update reads each grad, so the grads are left unscaled (the
+ * update is the same, bit for bit on the CPU). *grad_norm gets the pre-clip norm. Saves two
+ * passes over the grads per step (the scaling and the second non-finite check): 6.4 GB of
+ * traffic for a 537M-parameter bridge. A non-finite grad is an error naming the param. */
+tp_status tp_adamw_step_clipped(tp_adamw *o, float lr, double max_norm, double *grad_norm,
+                                tp_err *err);
 /* Per-param weight decay (PyTorch param groups, e.g. 0 for biases, norms and alpha); i indexes
  * the params given to tp_adamw_new. */
 tp_status tp_adamw_set_weight_decay(tp_adamw *o, int i, float weight_decay, tp_err *err);
