@@ -143,6 +143,42 @@ def compiled_rows(a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0,
     return out
 
 
+def compiled_train_row(a, bridge, receiver, emb, h, mask, prim, tgt, opt, save):
+    """torch.compile (inductor, default mode: training graphs are not CUDA-graphed) of the bridge
+    and the receiver in the batch-8 train step; the loss, clip and AdamW as in eager."""
+    t0 = time.time()
+    cb = torch.compile(bridge, dynamic=False)
+    cr = torch.compile(receiver.model, dynamic=False)
+
+    def step():
+        soft = cb(h, mask)
+        x = torch.cat([emb(prim), soft, emb(tgt)], 1)
+        out = cr(inputs_embeds=x)
+        logits = receiver.lm_head(out.last_hidden_state[:, -tgt.shape[1] - 1:-1]).float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(bridge.parameters(), 1.0)
+        opt.step()
+
+    try:
+        for _ in range(3):  # compile
+            step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        ms = timed(step, warm=2, iters=a.iters)
+    except Exception as e:  # a compile failure must not lose the other rows
+        print(json.dumps(dict(impl="torch_compile", case="train_step", error=str(e)[:300])), flush=True)
+        return []
+    row = dict(impl="torch_compile", case="train_step", batch=h.shape[0], ms=ms,
+               layers=receiver.config.num_hidden_layers,
+               peak_mb=torch.cuda.max_memory_allocated() / 2**20, device=torch.cuda.get_device_name(),
+               compile_s=time.time() - t0)
+    save([row])
+    print(json.dumps(row), flush=True)
+    return [row]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,8,32")
@@ -156,8 +192,9 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--compile", action="store_true",
                     help="also time torch.compile (mode reduce-overhead) of sender_encode, "
-                         "receiver_decode and end_to_end at batch 1 (rows with impl torch_compile; "
-                         "compiling two 8B models takes minutes)")
+                         "receiver_decode and end_to_end at batch 1, and (inductor) the train step "
+                         "at batch 8 (rows with impl torch_compile; compiling two 8B models takes "
+                         "minutes)")
     a = ap.parse_args()
     cases = a.cases.split(",")
 
@@ -174,7 +211,7 @@ def main():
     receiver = build(mistral_7b_config(), a.layers or None)
     bridge = Perceiver(m=a.soft).cuda().to(torch.bfloat16)
     rows = []
-    compile_args = None
+    compile_args = train_args = None
     ell = min(a.sender_layer, sender.config.num_hidden_layers)
     for B in [int(x) for x in a.batches.split(",")]:
         g = torch.Generator(device="cuda").manual_seed(B)
@@ -240,6 +277,8 @@ def main():
                    train_step=train_step)
         if a.compile and B == 1:  # compiled last: minutes of compiling must not cost eager rows
             compile_args = (a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases)
+        if a.compile and B == 8 and "train_step" in cases:
+            train_args = (a, bridge, receiver, emb, h, mask, prim, tgt, opt)
         for c in cases:
             if c == "train_step" and B != 8:
                 continue
@@ -255,6 +294,8 @@ def main():
             print(json.dumps(row), flush=True)
     if compile_args:
         rows += compiled_rows(*compile_args, save=lambda r: save(rows + r))
+    if train_args:
+        rows += compiled_train_row(*train_args, save=lambda r: save(rows + r))
     save(rows)
 
 

@@ -496,11 +496,12 @@ static void print_table(const bench *b, FILE *f) {
 }
 
 static void print_md(const bench *b, FILE *f) {
-    fprintf(f,
-            "telepathy bench on %s (ours: %s; peers: PyTorch + transformers sdpa, eager and, "
-            "where run, torch.compile reduce-overhead)\n\n",
-            b->device,
-            b->o->device == TP_CUDA ? "bf16 weights, cuBLASLt, fused kernels" : "cpu reference");
+    fprintf(
+        f,
+        "telepathy bench on %s (ours: %s; peers: PyTorch + transformers sdpa, eager and, "
+        "where run, torch.compile: reduce-overhead at batch 1, inductor for the train step)\n\n",
+        b->device,
+        b->o->device == TP_CUDA ? "bf16 weights, cuBLASLt, fused kernels" : "cpu reference");
     fprintf(f,
             "| case | batch | telepathy ms | torch eager ms | speed-up vs eager | torch.compile ms "
             "| speed-up vs compile | peak GiB ours | peak GiB torch eager |\n"

@@ -143,9 +143,13 @@ for _ in $(seq 1 600); do
   n=$(q "$W/sub/shard_1.db" "SELECT count(*) AS n FROM artifacts WHERE kind = 'checkpoint'")
   if [ "${n:-0}" -ge 1 ] 2>/dev/null; then
     # the worker process itself dies, as in an OOM kill or a crash (not through Slurm)
+    # between two items nothing is running: poll on (breaking here made the test flaky on a
+    # loaded machine) until a run is in flight with a checkpoint behind it
     pid=$(q "$W/sub/shard_1.db" "SELECT pid AS n FROM sweep_items WHERE status = 'running'")
-    [ "${pid:-0}" -gt 1 ] 2>/dev/null && kill -9 "$pid" && killed=1
-    break
+    if [ "${pid:-0}" -gt 1 ] 2>/dev/null && kill -9 "$pid"; then
+      killed=1
+      break
+    fi
   fi
   sleep 0.1
 done
