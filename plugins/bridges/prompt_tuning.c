@@ -14,9 +14,11 @@
  * Options: tokens (M), alpha_init (calibrated | number), alpha_learnable. No normalizer: there
  * are no sender states to normalise. Metrics: alpha.
  *
- * On the tiny random receivers of the offline tests it fits a fixed batch below ln 2 but stays
- * near chance on held-out toy: a random receiver's readout of the text is not one a prefix can
- * re-aim (tests/run/test_run_prompt_tuning.c has the measurements).
+ * On the tiny random receivers of the offline tests (weights N(0, 0.02)) it fits a fixed batch
+ * below ln 2 but stays near chance on held-out toy: their attention is near-uniform, so a prefix
+ * cannot re-aim their readout of the text. With the receiver's weights x5 it learns held-out toy
+ * (0.98 of 64 rows; the same receiver reading the text without the prompt: 0.50).
+ * tests/run/test_run_prompt_tuning.c has the measurements.
  *
  * Version history: 1 — first version. */
 #define TP_PLUGIN
