@@ -182,7 +182,7 @@ def compiled_train_row(a, bridge, receiver, emb, h, mask, prim, tgt, opt, save):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,8,32")
-    ap.add_argument("--cases", default="sender_encode,bridge,receiver_decode,end_to_end,receiver_direct,text_relay,train_step")
+    ap.add_argument("--cases", default="sender_encode,bridge,receiver_decode,end_to_end,receiver_direct,text_relay,train_step,attention")
     ap.add_argument("--layers", type=int, default=0, help="truncate both models (smoke runs)")
     ap.add_argument("--sender-layer", type=int, default=16)
     ap.add_argument("--seq", type=int, default=67)
@@ -272,14 +272,38 @@ def main():
             torch.nn.utils.clip_grad_norm_(bridge.parameters(), 1.0)
             opt.step()
 
+        cfg_s = sender.config
+        Hq, Hkv = cfg_s.num_attention_heads, cfg_s.num_key_value_heads
+        Dh = cfg_s.hidden_size // Hq
+        aq = torch.randn(B, Hq, a.seq, Dh, device="cuda", dtype=torch.bfloat16, generator=g)
+        ak = torch.randn(B, Hkv, a.seq, Dh, device="cuda", dtype=torch.bfloat16, generator=g)
+        av = torch.randn(B, Hkv, a.seq, Dh, device="cuda", dtype=torch.bfloat16, generator=g)
+        # GQA expanded outside the timing (transformers' repeat_kv does it inside its forward)
+        akr, avr = ak.repeat_interleave(Hq // Hkv, 1), av.repeat_interleave(Hq // Hkv, 1)
+
+        def sdpa_with(backend):
+            from torch.nn.attention import sdpa_kernel
+
+            def run():
+                with torch.no_grad(), sdpa_kernel([backend]):
+                    return F.scaled_dot_product_attention(aq, akr, avr, is_causal=True)
+            return run
+
+        from torch.nn.attention import SDPBackend
+        attention = sdpa_with(SDPBackend.CUDNN_ATTENTION)  # the "torch" row: cuDNN fused attention
+        extra_attn = dict(attention_flash=sdpa_with(SDPBackend.FLASH_ATTENTION),
+                          attention_efficient=sdpa_with(SDPBackend.EFFICIENT_ATTENTION))
+
         fns = dict(sender_encode=sender_encode, bridge=run_bridge, receiver_decode=lambda: receiver_decode(soft0),
                    end_to_end=end_to_end, receiver_direct=receiver_direct, text_relay=text_relay,
-                   train_step=train_step)
+                   train_step=train_step, attention=attention)
         if a.compile and B == 1:  # compiled last: minutes of compiling must not cost eager rows
             compile_args = (a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases)
         if a.compile and B == 8 and "train_step" in cases:
             train_args = (a, bridge, receiver, emb, h, mask, prim, tgt, opt)
         for c in cases:
+            if c not in fns:  # ours only (bridge_graph)
+                continue
             if c == "train_step" and B != 8:
                 continue
             if c == "text_relay" and B > 8:
@@ -292,6 +316,17 @@ def main():
             rows.append(row)
             save(rows)
             print(json.dumps(row), flush=True)
+            if c == "attention":  # the other SDPA backends on the same tensors, for the record
+                for name, fn in extra_attn.items():
+                    try:
+                        ms = timed(fn, warm=2, iters=a.iters)
+                    except Exception as e:
+                        print(json.dumps(dict(impl="torch", case=name, error=str(e)[:200])), flush=True)
+                        continue
+                    row = dict(impl="torch", case=name, batch=B, ms=ms, device=torch.cuda.get_device_name())
+                    rows.append(row)
+                    save(rows)
+                    print(json.dumps(row), flush=True)
     if compile_args:
         rows += compiled_rows(*compile_args, save=lambda r: save(rows + r))
     if train_args:

@@ -50,6 +50,7 @@ typedef struct bench {
     tp_ctx *ctx;
     int B;
     tp_tensor *h, *soft, *hmask; /* persistent sender states, their mask, bridge output */
+    tp_tensor *aq, *ak, *av;     /* the attention case's q, k, v (the sender's head layout) */
     tp_kv_cache *kc;
     tp_adamw *opt;
     brow rows[MAX_ROWS];
@@ -61,8 +62,8 @@ typedef struct bench {
 
 static const char *const k_cases[] = {"sender_encode", "bridge",          "receiver_decode",
                                       "end_to_end",    "receiver_direct", "text_relay",
-                                      "train_step",    "bridge_graph"};
-#define N_CASES 8
+                                      "train_step",    "bridge_graph",    "attention"};
+#define N_CASES 9
 
 static int want_case(const tp_bench_opts *o, const char *name) {
     if (!o->cases || !o->cases[0]) return 1;
@@ -264,6 +265,11 @@ static tp_status run_case(bench *b, int kase, tp_err *err) {
         return receiver_ids(b, rand_ids(b, b->B, 80, vocab_hi(b)), err);
     case 5:
         return text_relay(b, err);
+    case 8: { /* one sender attention op: causal, GQA, key mask, on stored q/k/v */
+        tp_attn_cfg ac = {1, 0, 0, 0.0f};
+        tp_tensor *o = tp_attention(b->ctx, b->aq, b->ak, b->av, b->hmask, &ac);
+        return o ? TP_OK : ctx_err(b, err, "attention");
+    }
     default:
         return train_step(b, err);
     }
@@ -392,6 +398,21 @@ static tp_status batch_setup(bench *b, tp_err *err) {
     b->soft = tp_tensor_alloc(soft->dtype, b->o->device, 3, soft->shape, err);
     if (!b->soft) return err->code;
     TP_TRY(tp_copy_into(b->soft, soft, err));
+    tp_tensor **qkv[3] = {&b->aq, &b->ak, &b->av};
+    for (int i = 0; i < 3; i++) {
+        if (*qkv[i]) tp_tensor_free(*qkv[i]);
+        *qkv[i] = NULL;
+    }
+    if (want_case(b->o, "attention")) { /* values do not change the work: constants */
+        const tp_model_config *c = &b->snd->cfg;
+        for (int i = 0; i < 3; i++) {
+            int64_t sh[4] = {b->B, i ? c->num_key_value_heads : c->num_attention_heads, b->o->seq,
+                             c->head_dim};
+            *qkv[i] = tp_tensor_alloc(b->snd->wdtype, b->o->device, 4, sh, err);
+            if (!*qkv[i]) return err->code;
+            TP_TRY(tp_fill_value(*qkv[i], i == 2 ? 1.0 : 0.01 * (i + 1)));
+        }
+    }
     tp_kv_cache_free(b->kc);
     b->kc = NULL;
     if (b->B <= 8 && want_case(b->o, "text_relay"))
@@ -405,6 +426,10 @@ static void bench_free(bench *b) {
     if (b->h) tp_tensor_free(b->h);
     if (b->soft) tp_tensor_free(b->soft);
     if (b->hmask) tp_tensor_free(b->hmask);
+    if (b->aq) tp_tensor_free(b->aq);
+    if (b->ak) tp_tensor_free(b->ak);
+    if (b->av) tp_tensor_free(b->av);
+    b->aq = b->ak = b->av = NULL;
     tp_bench_perceiver_free(b->br);
     tp_model_free(b->snd);
     tp_model_free(b->rcv);
@@ -437,7 +462,7 @@ static void run_peer(bench *b, tp_err *err) {
              lim, o->python ? o->python : "python3", o->peer, o->batches,
              o->cases && o->cases[0] ? o->cases
                                      : "sender_encode,bridge,receiver_decode,end_to_end,"
-                                       "receiver_direct,text_relay,train_step",
+                                       "receiver_direct,text_relay,train_step,attention",
              o->layers, o->sender_layer, o->seq, o->soft, o->relay_tokens, o->iters, out,
              o->peer_compile ? " --compile" : "");
     fprintf(stderr, "bench: running the PyTorch peer: %s\n", cmd);

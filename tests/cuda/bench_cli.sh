@@ -14,9 +14,10 @@ check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 rc=$?
 check '[ $rc -eq 0 ]' "tiny cpu bench exits 0 (got $rc): $(tail -3 "$D/err")"
 check '[ -s "$D/b.json" ] && [ -s "$D/b.md" ]' "json and markdown written"
-# 6 cases at batch 1 (no train_step), 7 at batch 8
+# 7 cases at batch 1 (no train_step), 8 at batch 8 (attention included)
 n=$(grep -c '"impl": "telepathy"' "$D/b.json" 2>/dev/null || echo 0)
-check '[ "$n" -eq 13 ]' "13 telepathy rows in the JSON (got $n)"
+check '[ "$n" -eq 15 ]' "15 telepathy rows in the JSON (got $n)"
+check 'grep -q "| attention | 1 |" "$D/b.md"' "markdown has the attention row"
 check 'grep -q "| train_step | 8 |" "$D/b.md"' "markdown has the train_step row at batch 8"
 check '! grep -q "| train_step | 1 |" "$D/b.md"' "train_step only at batch 8"
 check 'grep -q "^text_relay *1 " "$D/out"' "stdout table lists text_relay at batch 1"
