@@ -222,12 +222,21 @@ static const void *convert(tp_ctx *ctx, tp_dtype from, const void *p, tp_dtype t
     return o ? o->data : NULL;
 }
 
-tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_t ldx, int64_t sx,
+/* c = alpha op(x) op(y) + beta * cin, where cin (laid out like c) is c itself when NULL: a
+ * separate cin is the residual add of linear_add, read by the GEMM as its C operand. */
+static tp_status gemm_c(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_t ldx, int64_t sx,
                         int ty, tp_dtype ydt, const void *y, int64_t ldy, int64_t sy, void *c,
-                        tp_dtype cdt, int64_t ldc, int64_t sc, int64_t M, int64_t N, int64_t K,
-                        int64_t batch, float alpha, float beta) {
+                        const void *cin, tp_dtype cdt, int64_t ldc, int64_t sc, int64_t M,
+                        int64_t N, int64_t K, int64_t batch, float alpha, float beta) {
     if (M == 0 || N == 0 || batch == 0) return TP_OK;
     TP_TRY(handles(ctx));
+    if (cin && cin != c && (K == 0 || batch > 1 || ldc != N)) {
+        /* the cases cuBLASLt's C != D path is not used for here: copy, then accumulate */
+        size_t bytes = (size_t)((batch - 1) * sc + M * ldc) * tp_dtype_size(cdt);
+        CUDA_CHECK(ctx, cudaMemcpyAsync(c, cin, bytes, cudaMemcpyDeviceToDevice, tp_cu_stream));
+        cin = NULL;
+    }
+    if (!cin) cin = c;
     if (K == 0) { /* C = beta * C: only the beta = 0 case arises (fresh outputs) */
         if (beta != 0.0f) return TP_OK;
         for (int64_t b = 0; b < batch; b++)
@@ -274,7 +283,7 @@ tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
         key.sa = key.sb = key.sc = 0;
     }
     size_t es_x = tp_dtype_size(op), es_c = tp_dtype_size(cdt);
-    uintptr_t bits = (uintptr_t)x | (uintptr_t)y | (uintptr_t)c;
+    uintptr_t bits = (uintptr_t)x | (uintptr_t)y | (uintptr_t)c | (uintptr_t)cin;
     if (batch > 1)
         bits |= (uintptr_t)(sx * (int64_t)es_x) | (uintptr_t)(sy * (int64_t)es_x) |
                 (uintptr_t)(sc * (int64_t)es_c);
@@ -287,11 +296,12 @@ tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
         const char *yb = (const char *)y + (per_batch ? b * sy * (int64_t)es_x : 0);
         const char *xb = (const char *)x + (per_batch ? b * sx * (int64_t)es_x : 0);
         char *cb = (char *)c + (per_batch ? b * sc * (int64_t)es_c : 0);
+        const char *ci = (const char *)cin + (per_batch ? b * sc * (int64_t)es_c : 0);
         if (!p->tuned && beta == 0.0f && tune_enabled() && !tp_cu_capturing())
             tune_plan(p, yb, xb, cb, alpha);
         if (p->has_algo) {
             cublasStatus_t st =
-                cublasLtMatmul(g_lt, p->desc, &alpha, yb, p->la, xb, p->lb, &beta, cb, p->lc, cb,
+                cublasLtMatmul(g_lt, p->desc, &alpha, yb, p->la, xb, p->lb, &beta, ci, p->lc, cb,
                                p->lc, &p->algo, g_ws, g_ws_bytes, tp_cu_stream);
             if (st == CUBLAS_STATUS_SUCCESS) continue;
             /* an algorithm the heuristic offered but this call refused: plain cuBLAS from now on
@@ -304,6 +314,9 @@ tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
             p->has_algo = 0;
         }
         {
+            if (ci != cb) /* plain cuBLAS computes in place */
+                CUDA_CHECK(ctx, cudaMemcpyAsync(cb, ci, (size_t)(M * ldc) * es_c,
+                                                cudaMemcpyDeviceToDevice, tp_cu_stream));
             CUBLAS_CHECK(ctx,
                          cublasGemmStridedBatchedEx(
                              g_blas, (cublasOperation_t)key.opa, (cublasOperation_t)key.opb, (int)N,
@@ -313,6 +326,14 @@ tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
         }
     }
     return TP_OK;
+}
+
+tp_status tp_cu_gemm_dt(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_t ldx, int64_t sx,
+                        int ty, tp_dtype ydt, const void *y, int64_t ldy, int64_t sy, void *c,
+                        tp_dtype cdt, int64_t ldc, int64_t sc, int64_t M, int64_t N, int64_t K,
+                        int64_t batch, float alpha, float beta) {
+    return gemm_c(ctx, tx, xdt, x, ldx, sx, ty, ydt, y, ldy, sy, c, NULL, cdt, ldc, sc, M, N, K,
+                  batch, alpha, beta);
 }
 
 tp_status tp_cu_gemm(tp_ctx *ctx, int tx, const tp_tensor *xt, const void *x, int64_t ldx,
@@ -367,11 +388,15 @@ static tp_status fwd_part(tp_ctx *ctx, const tp_node *n, const dims *d, int64_t 
                           void *arg) {
     mat A = mat_of(n->in[0]), B = mat_of(n->in[1]);
     tp_dtype ad = n->in[0]->dtype, bd = n->in[1]->dtype, cd = n->out->dtype;
-    char *C = (char *)n->out->data + i0 * d->nb1 * d->M * d->N * (int64_t)tp_dtype_size(cd);
-    return tp_cu_gemm_dt(ctx, d->ta ^ A.trans, ad, A.p + i0 * A.st0 * (int64_t)tp_dtype_size(ad),
-                         A.ld, A.st1, d->tb ^ B.trans, bd,
-                         B.p + i0 * B.st0 * (int64_t)tp_dtype_size(bd), B.ld, B.st1, C, cd, d->N,
-                         d->M * d->N, d->M, d->N, d->K, nb, 1.0f, 0.0f);
+    int64_t off = i0 * d->nb1 * d->M * d->N * (int64_t)tp_dtype_size(cd);
+    char *C = (char *)n->out->data + off;
+    /* linear_add: the residual (contiguous, the output's dtype) is the GEMM's C operand */
+    const tp_tensor *res = n->n_in > 2 ? n->in[2] : NULL;
+    const char *R = res ? (const char *)res->data + off : NULL;
+    return gemm_c(ctx, d->ta ^ A.trans, ad, A.p + i0 * A.st0 * (int64_t)tp_dtype_size(ad), A.ld,
+                  A.st1, d->tb ^ B.trans, bd, B.p + i0 * B.st0 * (int64_t)tp_dtype_size(bd), B.ld,
+                  B.st1, C, R, cd, d->N, d->M * d->N, d->M, d->N, d->K, nb, 1.0f,
+                  res ? 1.0f : 0.0f);
 }
 
 static tp_status run_batches(tp_ctx *ctx, const tp_node *n, batch_fn fn, void *arg) {
@@ -434,7 +459,17 @@ static tp_status bwd_part(tp_ctx *ctx, const tp_node *n, const dims *d, int64_t 
 
 tp_status tp_cu_matmul_bwd(tp_ctx *ctx, tp_node *n) {
     grads g = {tp_node_grad(ctx, n, 0), tp_node_grad(ctx, n, 1)};
+    tp_tensor *gr = n->n_in > 2 ? tp_node_grad(ctx, n, 2) : NULL;
     if (ctx->status) return ctx->status;
+    if (gr) { /* the residual's grad is the output's */
+        tp_node acc;
+        memset(&acc, 0, sizeof acc);
+        acc.op = TP_OP_ACCUM;
+        acc.n_in = 2;
+        acc.in[0] = gr;
+        acc.in[1] = n->out->grad;
+        TP_TRY(tp_dispatch_fwd(ctx, &acc));
+    }
     if (!g.ga && !g.gb) return TP_OK;
     return run_batches(ctx, n, bwd_part, &g);
 }

@@ -3,6 +3,7 @@
  * backward as two GEMMs accumulating (beta = 1) into the grads; a shared 2-D b sums its grad
  * over the batch. */
 #include <cblas.h>
+#include <string.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -74,18 +75,26 @@ tp_status tp_cpu_matmul_fwd(tp_ctx *ctx, tp_node *n) {
     dims d = dims_of(n);
     mat A = mat_of(n->in[0]), B = mat_of(n->in[1]);
     float *C = F32(n->out);
+    const tp_tensor *res = n->n_in > 2 ? n->in[2] : NULL; /* contiguous, shaped like out */
+    if (res) memcpy(C, F32(res), sizeof(float) * (size_t)tp_numel(n->out));
     for (int64_t i0 = 0; i0 < d.nb0; i0++)
         for (int64_t i1 = 0; i1 < d.nb1; i1++) {
             float *c = C + (i0 * d.nb1 + i1) * d.M * d.N;
             gemm(d.ta ^ A.trans, A.p + i0 * A.st0 + i1 * A.st1, A.ld, d.tb ^ B.trans,
-                 B.p + i0 * B.st0 + i1 * B.st1, B.ld, c, d.N, d.M, d.N, d.K, 0.0f);
+                 B.p + i0 * B.st0 + i1 * B.st1, B.ld, c, d.N, d.M, d.N, d.K, res ? 1.0f : 0.0f);
         }
     return TP_OK;
 }
 
 tp_status tp_cpu_matmul_bwd(tp_ctx *ctx, tp_node *n) {
     tp_tensor *ga = tp_node_grad(ctx, n, 0), *gb = tp_node_grad(ctx, n, 1);
+    tp_tensor *gr = n->n_in > 2 ? tp_node_grad(ctx, n, 2) : NULL;
     if (ctx->status) return ctx->status;
+    if (gr) { /* the residual's grad is the output's */
+        float *dr = F32(gr);
+        const float *go = F32(n->out->grad);
+        for (int64_t i = 0, m = tp_numel(gr); i < m; i++) dr[i] += go[i];
+    }
     dims d = dims_of(n);
     mat A = mat_of(n->in[0]), B = mat_of(n->in[1]);
     const float *G = F32(n->out->grad);

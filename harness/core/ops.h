@@ -26,4 +26,9 @@ tp_tensor *tp_op_run(tp_ctx *c, tp_node *n);
 int tp_op_dim(tp_ctx *c, const tp_tensor *t, int dim, const char *op);
 int tp_same_shape(const tp_tensor *a, const tp_tensor *b);
 
+/* r + x @ w^T (x [..,K], w [N,K], r [..,N]): a transformer layer's residual add folded into the
+ * GEMM as its C operand (MATMUL with in[2]), one kernel instead of two. Internal to the harness
+ * (the engine uses it); the plugin API keeps tp_linear + tp_add. */
+tp_tensor *tp_linear_add(tp_ctx *c, tp_tensor *x, tp_tensor *w, tp_tensor *r);
+
 #endif

@@ -65,6 +65,43 @@ tp_tensor *tp_linear(tp_ctx *c, tp_tensor *x, tp_tensor *w, tp_tensor *bias) {
     return tp_reshape(c, y, x->ndim, shape);
 }
 
+tp_tensor *tp_linear_add(tp_ctx *c, tp_tensor *x, tp_tensor *w, tp_tensor *r) {
+    if (!tp_op_ready(c) || !x || !w || !r) return NULL;
+    int64_t K = x->shape[x->ndim - 1], rows = tp_rows(x);
+    if (w->ndim != 2 || w->shape[1] != K || r->ndim != x->ndim ||
+        r->shape[r->ndim - 1] != w->shape[0] || tp_numel(r) != rows * w->shape[0]) {
+        tp_ctx_fail(c, TP_ESHAPE,
+                    "op 'linear_add': x %s, w %s, r %s: expected w [N,%lld] and r shaped like "
+                    "x @ w^T",
+                    TP_SHAPE(x), TP_SHAPE(w), TP_SHAPE(r), (long long)K);
+        return NULL;
+    }
+    int64_t N = w->shape[0];
+    tp_tensor *x2 = x->ndim == 2 ? x : tp_reshape(c, x, 2, (int64_t[]){rows, K});
+    tp_tensor *r2 = r->ndim == 2 ? r : tp_reshape(c, r, 2, (int64_t[]){rows, N});
+    tp_tensor *a = x2 ? tp_op_float_in(c, x2, "linear_add", "x") : NULL;
+    tp_tensor *b = tp_op_float_in(c, w, "linear_add", "w");
+    if (!a || !b) return NULL;
+    int tr;
+    int64_t ld;
+    if (!tp_mat_layout(a, &tr, &ld)) a = tp_contiguous(c, a);
+    if (a && !tp_mat_layout(b, &tr, &ld)) b = tp_contiguous(c, b);
+    if (!a || !b || !r2) return NULL;
+    tp_node n = {.op = TP_OP_MATMUL, .n_in = 3, .ip = {0, 1}};
+    n.in[0] = a;
+    n.in[1] = b;
+    tp_dtype od = tp_op_out_dtype(c, n.in, 2);
+    /* the residual is the GEMM's C: contiguous, in the output dtype */
+    tp_tensor *rr = tp_op_float_in(c, r2, "linear_add", "r");
+    if (rr && rr->dtype != od) rr = tp_cast(c, rr, od);
+    n.in[2] = tp_op_contig(c, rr);
+    if (!n.in[2]) return NULL;
+    n.out = tp_ctx_tensor(c, od, 2, (int64_t[]){rows, N});
+    tp_tensor *y = tp_op_run(c, &n);
+    if (!y || x->ndim == 2) return y;
+    return tp_reshape(c, y, r->ndim, r->shape);
+}
+
 tp_tensor *tp_embedding(tp_ctx *c, tp_tensor *weight, tp_tensor *ids) {
     if (!tp_op_ready(c) || !weight || !ids) return NULL;
     if (weight->ndim != 2 || ids->ndim > 3) {

@@ -3,6 +3,8 @@
  * tape records whatever needs grad, so input gradients come for free. */
 #include "model/transformer.h"
 
+#include "core/ops.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,11 +213,12 @@ static tp_tensor *layer_forward(tp_model *m, tp_ctx *ctx, int l, tp_tensor *x, t
     }
     tp_tensor *a = tp_attention(ctx, q, k, v, key_mask, &ac); /* [B,H,T,Dh] */
     a = tp_reshape(ctx, tp_transpose(ctx, a, 1, 2), TP_DIMS(B, T, H * Dh));
-    x = tp_add(ctx, x, tp_linear(ctx, a, w->wo, w->bo));
+    /* residual adds ride in the o and down GEMMs (linear_add: one kernel instead of two) */
+    x = w->bo ? tp_add(ctx, x, tp_linear(ctx, a, w->wo, w->bo)) : tp_linear_add(ctx, a, w->wo, x);
     h = tp_rmsnorm(ctx, x, w->mlp_norm, eps);
     tp_tensor *g =
         tp_swiglu(ctx, tp_linear(ctx, h, w->w_gate, NULL), tp_linear(ctx, h, w->w_up, NULL));
-    return tp_add(ctx, x, tp_linear(ctx, g, w->w_down, NULL));
+    return tp_linear_add(ctx, g, w->w_down, x);
 }
 
 /* Validates and normalises the inputs; fills B, T. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "core/ops.h"
 #include "telepathy/tensor.h"
 #include "tp_test.h"
 
@@ -276,6 +277,19 @@ R_(linear) {
     for (int64_t r = 0; r < R; r++)
         for (int64_t n = 0; n < N; n++) {
             double acc = tc->n_in > 2 ? x[2][n] : 0;
+            for (int64_t k = 0; k < K; k++) acc += x[0][r * K + k] * x[1][n * K + k];
+            o[r * N + n] = acc;
+        }
+}
+
+B_(linear_add) {
+    return tp_linear_add(c, x[0], x[1], x[2]);
+}
+R_(linear_add) {
+    int64_t K = tc->shape[1][1], N = tc->shape[1][0], R = nel(tc, 0) / K;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = x[2][r * N + n];
             for (int64_t k = 0; k < K; k++) acc += x[0][r * K + k] * x[1][n * K + k];
             o[r * N + n] = acc;
         }
@@ -666,6 +680,7 @@ static const tcase g_cases[] = {
     {"matmul", "ta+view+tb [2,6,5]", 2, {3, 3}, {{2, 6, 5}, {2, 3, 5}}, {1, 1}, 0, b_matmul, r_matmul, 1e-5, 1e-3, 0, {1, 1, 1}},
     {"linear", "[2,3,5] w[4,5] b[4]", 3, {3, 2, 1}, {{2, 3, 5}, {4, 5}, {4}}, {1, 1, 1}, 0, b_linear, r_linear, 1e-5, 1e-3},
     {"linear", "[3,5] w[4,5] no bias", 2, {2, 2}, {{3, 5}, {4, 5}}, {1, 1}, 0, b_linear, r_linear, 1e-5, 1e-3},
+    {"linear_add", "[2,3,5] w[4,5] + r[2,3,4]", 3, {3, 2, 3}, {{2, 3, 5}, {4, 5}, {2, 3, 4}}, {1, 1, 1}, 0, b_linear_add, r_linear_add, 1e-5, 1e-3},
     {"embedding", "[11,6] ids[7,1]", 1, {2}, {{11, 6}}, {1}, 0, b_embedding, r_embedding, 0, 1e-3},
     {"rmsnorm", "[3,2,13] w[13]", 2, {3, 1}, {{3, 2, 13}, {13}}, {1, 1}, 0, b_rmsnorm, r_rmsnorm, 1e-5, 2e-3, 1e-3},
     {"rmsnorm", "[4,9] no w", 1, {2}, {{4, 9}}, {1}, 0, b_rmsnorm, r_rmsnorm, 1e-5, 2e-3, 1e-3},

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/backend.h"
+#include "core/ops.h"
 #include "telepathy/optim.h"
 #include "telepathy/tensor.h"
 #include "tp_cuda.h"
@@ -99,6 +100,9 @@ static tp_tensor *b_matmul_tview(tp_ctx *c, tp_tensor **x, const int *a) { /* co
 static tp_tensor *b_linear(tp_ctx *c, tp_tensor **x, const int *a) {
     return tp_linear(c, x[0], x[1], a[0] ? x[2] : NULL);
 }
+static tp_tensor *b_linear_add(tp_ctx *c, tp_tensor **x, const int *a) {
+    return tp_linear_add(c, x[0], x[1], x[2]);
+}
 static tp_tensor *b_embedding(tp_ctx *c, tp_tensor **x, const int *a) {
     return tp_embedding(c, x[0], x[1]);
 }
@@ -175,6 +179,12 @@ static const ocase g_cases[] = {
     {"matmul view a", 2, {SP(2, 24, 13), SP(2, 24, 10)}, b_matmul_tview, {0}, 1},
     {"linear f32 x, weight in dtype", 2, {SPF(3, 1, 2, 5, 64), SP(2, 48, 64)}, b_linear, {0}, 1},
     {"linear bias", 3, {SP(2, 6, 32), SP(2, 40, 32), SP(1, 40)}, b_linear, {1}, 1},
+    {"linear_add (residual as the GEMM's C)",
+     3,
+     {SP(3, 2, 6, 32), SP(2, 40, 32), SP(3, 2, 6, 40)},
+     b_linear_add,
+     {0},
+     1},
     /* a trainable table must be f32 (front-end rule); tables in the dtype are frozen */
     {"embedding f32 table grad",
      2,
