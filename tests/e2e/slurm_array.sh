@@ -8,6 +8,7 @@
 # configuration is still pending, and a second submission runs it), merges everything twice
 # (idempotent) and checks that every configuration ends done exactly once. Skipped with a message where Slurm cannot start.
 # Env (set by ctest): TELEPATHY, TELEPATHY_PLUGIN_PATH. TP_TEST_SLOW: about a minute.
+# TP_TEST_SERIAL: runs alone; on a machine loaded by other tests the mid-run kill window was missed.
 set -u
 T=${TELEPATHY:?TELEPATHY must point at the telepathy binary}
 skip() { echo "SKIP: $*"; exit 0; }
