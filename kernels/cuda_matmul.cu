@@ -84,6 +84,26 @@ static tp_status layout(tp_ctx *ctx, cublasLtMatrixLayout_t *l, cudaDataType_t t
     return TP_OK;
 }
 
+/* cuBLASLt's best `want` algorithms for plan p (its workspace and pointer alignment); the count
+ * found, 0 when none or on error. */
+static int heuristics(const plan *p, cublasLtMatmulHeuristicResult_t *res, int want) {
+    cublasLtMatmulPreference_t pref;
+    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return 0;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                         &g_ws_bytes, sizeof g_ws_bytes);
+    /* the default preference assumes 256-byte aligned pointers; views may be less */
+    cublasLtMatmulPreferenceAttributes_t al[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++)
+        cublasLtMatmulPreferenceSetAttribute(pref, al[i], &p->align, sizeof p->align);
+    int found = 0;
+    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc,
+                                                      pref, want, res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    return s == CUBLAS_STATUS_SUCCESS ? found : 0;
+}
+
 /* Finds or builds the plan for key; NULL after failing the ctx. */
 static plan *get_plan(tp_ctx *ctx, const plan *key) {
     size_t h = plan_hash(key);
@@ -109,22 +129,9 @@ static plan *get_plan(tp_ctx *ctx, const plan *key) {
             layout(ctx, &p->lb, B, br, bc, key->ldb, key->batch, key->sb) ||
             layout(ctx, &p->lc, C, key->m, key->n, key->ldc, key->batch, key->sc))
             return NULL;
-        cublasLtMatmulPreference_t pref;
-        cublasLtMatmulPreferenceCreate(&pref);
-        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                             &g_ws_bytes, sizeof g_ws_bytes);
-        /* the default preference assumes 256-byte aligned pointers; views may be less */
-        cublasLtMatmulPreferenceAttributes_t al[4] = {
-            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-        for (int i = 0; i < 4; i++)
-            cublasLtMatmulPreferenceSetAttribute(pref, al[i], &key->align, sizeof key->align);
         cublasLtMatmulHeuristicResult_t res;
-        int found = 0;
-        cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc,
-                                                          pref, 1, &res, &found);
-        cublasLtMatmulPreferenceDestroy(pref);
-        if (s == CUBLAS_STATUS_SUCCESS && found > 0) {
+        int found = heuristics(p, &res, 1);
+        if (found > 0) {
             p->algo = res.algo;
             p->has_algo = 1;
         }
@@ -153,21 +160,9 @@ static int tune_enabled(void) {
 #define TUNE_CANDIDATES 8
 static void tune_plan(plan *p, const void *a, const void *b, void *c, float alpha) {
     p->tuned = 1;
-    cublasLtMatmulPreference_t pref;
-    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                         &g_ws_bytes, sizeof g_ws_bytes);
-    cublasLtMatmulPreferenceAttributes_t al[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++)
-        cublasLtMatmulPreferenceSetAttribute(pref, al[i], &p->align, sizeof p->align);
     cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
-    int found = 0;
-    cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(g_lt, p->desc, p->la, p->lb, p->lc, p->lc,
-                                                      pref, TUNE_CANDIDATES, res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (s != CUBLAS_STATUS_SUCCESS || found < 2) return;
+    int found = heuristics(p, res, TUNE_CANDIDATES);
+    if (found < 2) return;
     cudaEvent_t e0, e1;
     if (cudaEventCreate(&e0) != cudaSuccess) return;
     if (cudaEventCreate(&e1) != cudaSuccess) {
