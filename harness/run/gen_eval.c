@@ -133,7 +133,21 @@ tp_status tp_gen_evaluate(const tp_run_cfg *cfg, const tp_scorer *sc, tp_ctx *ct
         res->n_classes = 0;
     }
     if (st == TP_OK && store) st = tp_store_predictions_add(store, run_id, pr, n, err);
-    if (st == TP_OK && store) st = tp_eval_record_outputs(store, run_id, sc, rows, n, err);
+    if (st == TP_OK && store && sc->output) /* the relay's summaries */
+        st = tp_eval_record_outputs(store, run_id, sc, rows, n, err);
+    else if (st == TP_OK && store && o.text && n > 0) {
+        /* the generated text each answer was extracted from, so the extraction can be audited */
+        const char **idp = calloc((size_t)n, sizeof *idp), **txt = calloc((size_t)n, sizeof *txt);
+        if (!idp || !txt) st = tp_errf(err, TP_ENOMEM, "gen eval: out of memory");
+        for (int i = 0; i < n && st == TP_OK; i++) {
+            idp[i] = ids[i];
+            txt[i] = o.text[i] ? o.text[i] : "";
+        }
+        if (st == TP_OK)
+            st = tp_store_prediction_outputs_set(store, run_id, "eval", idp, txt, n, err);
+        free(idp);
+        free(txt);
+    }
     if (st == TP_OK && store) {
         double dig = n ? dsum / n : NAN;
         tp_result_row rows3[3] = {

@@ -184,6 +184,16 @@ for k, r in ipairs(runs) do
       if kind == "text_relay" and (p.output == nil or p.output == "") then
         fail("run %d: example %s: no stored summary (predictions.output)", r.id, id)
       end
+      -- other runs keep the generated text the answer was extracted from: the number found
+      -- must stand in it (commas, as the extractor strips them)
+      if kind ~= "text_relay" then
+        if p.output == nil then
+          fail("run %d: example %s: no stored generation (predictions.output)", r.id, id)
+        elseif pr ~= "" and not p.output:gsub(",", ""):find(pr, 1, true) then
+          fail("run %d: example %s: extracted '%s' does not occur in the generation '%s'", r.id,
+            id, pr, p.output)
+        end
+      end
       n_right = n_right + (right and 1 or 0)
       dsum = dsum + k / #g
       -- the hashes pair runs on the same example, prompt and target (the sender template is
