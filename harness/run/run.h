@@ -99,4 +99,8 @@ void tp_runner_set_traceback(tp_runner *r, const char *traceback);
 /* Tests: the per-step total losses of the last run this runner trained (not of a skipped one). */
 int tp_runner_last_losses(const tp_runner *r, const double **losses);
 
+/* The git commit of the source tree the harness was built from into commit, and whether that
+ * tree has uncommitted changes (git_info.c). Returns 0 when unknown (no git, not a checkout). */
+int tp_source_git_info(char *commit, size_t cap, int *dirty);
+
 #endif

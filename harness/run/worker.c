@@ -171,29 +171,6 @@ static void *hb_main(void *arg) {
 
 /* ---- one item ------------------------------------------------------------------------------- */
 
-static int git_info(char *commit, size_t cap, int *dirty) {
-#ifdef TP_SOURCE_DIR
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", TP_SOURCE_DIR);
-    FILE *p = popen(cmd, "r");
-    if (!p) return 0;
-    int ok = fgets(commit, (int)cap, p) != NULL;
-    pclose(p);
-    if (!ok) return 0;
-    commit[strcspn(commit, "\r\n")] = 0;
-    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null",
-             TP_SOURCE_DIR);
-    p = popen(cmd, "r");
-    char line[16];
-    *dirty = p && fgets(line, sizeof line, p) != NULL;
-    if (p) pclose(p);
-    return commit[0] != 0;
-#else
-    (void)commit, (void)cap, (void)dirty;
-    return 0;
-#endif
-}
-
 /* Loads the models the item names (cached by the runner across items) and checks that the spec
  * still resolves to the planned configuration. */
 static tp_status prepare(tp_runner *r, const tp_sweep_item *it, json_t **spec, tp_err *err) {
@@ -384,7 +361,7 @@ tp_status tp_worker_run(const tp_worker_opts *o, tp_worker_stats *stats, tp_err 
         ro.store = w.s;
         ro.data_dir = o->data_dir;
         ro.progress = o->progress;
-        if (git_info(commit, sizeof commit, &dirty)) ro.git_commit = commit;
+        if (tp_source_git_info(commit, sizeof commit, &dirty)) ro.git_commit = commit;
         ro.git_dirty = ro.git_commit ? dirty : -1;
         st = experiment_of(w.s, &w.sw, &ro.experiment_id, err);
     }

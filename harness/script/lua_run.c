@@ -53,30 +53,6 @@ static int lr_gc(lua_State *L) {
     return 0;
 }
 
-/* git commit of the source tree the harness was built from (NULL if unknown). */
-static int git_info(char *commit, size_t cap, int *dirty) {
-#ifdef TP_SOURCE_DIR
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse HEAD 2>/dev/null", TP_SOURCE_DIR);
-    FILE *p = popen(cmd, "r");
-    if (!p) return 0;
-    int ok = fgets(commit, (int)cap, p) != NULL;
-    pclose(p);
-    if (!ok) return 0;
-    commit[strcspn(commit, "\r\n")] = 0;
-    snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null",
-             TP_SOURCE_DIR);
-    p = popen(cmd, "r");
-    char line[16];
-    *dirty = p && fgets(line, sizeof line, p) != NULL;
-    if (p) pclose(p);
-    return commit[0] != 0;
-#else
-    (void)commit, (void)cap, (void)dirty;
-    return 0;
-#endif
-}
-
 /* The script's experiment: name = file name without .lua, identity = its sha256. */
 static tp_status ensure_experiment(lua_State *L, tp_store *s, int64_t *id, tp_err *err) {
     *id = 0;
@@ -134,7 +110,7 @@ static tp_status get_runner(lua_State *L, lua_runner **out, tp_err *err) {
     o.progress = -1;
     char commit[128] = "";
     int dirty = -1;
-    if (git_info(commit, sizeof commit, &dirty)) o.git_commit = commit;
+    if (tp_source_git_info(commit, sizeof commit, &dirty)) o.git_commit = commit;
     o.git_dirty = o.git_commit ? dirty : -1;
     o.lua_version = LUA_RELEASE;
     TP_TRY(ensure_experiment(L, lr->store, &o.experiment_id, err));
