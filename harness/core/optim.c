@@ -1,4 +1,5 @@
-/* optim.c — AdamW, global-norm clipping and the LR schedule (telepathy/optim.h). Moments and the
+/* optim.c — AdamW, global-norm clipping, the LR schedule and a param's storage dtype
+ * (telepathy/optim.h). Moments (in the param's dtype: f32, or bf16 for pure-bf16 training) and the
  * step counter live in named tensors so checkpoints can save and restore them verbatim. The
  * updates run as backend ops (ADAMW, SUMSQ, in-place SCALE) on the params' device, so a CUDA
  * backend that implements them trains on the GPU without copies. */
@@ -113,18 +114,26 @@ tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg,
     tp_device dev = n > 0 && params[0] ? params[0]->device : TP_CPU;
     for (int i = 0; i < n; i++) {
         tp_tensor *p = params[i];
-        if (!p || p->dtype != TP_F32 || p->device != dev || !(p->flags & TP_FLAG_PARAM) ||
-            !tp_is_contiguous(p)) {
+        if (!p || p->device != dev || !(p->flags & TP_FLAG_PARAM) || !tp_is_contiguous(p)) {
             tp_errf(err, TP_EINVAL,
-                    "adamw: parameter %d ('%s') must be an f32 tensor from tp_param_alloc (or "
+                    "adamw: parameter %d ('%s') must be a tensor from tp_param_alloc (or "
                     "tp_param_alloc_on), all on one device",
                     i, p ? p->name : "(null)");
             tp_adamw_free(o);
             return NULL;
         }
+        if ((p->dtype != TP_F32 && p->dtype != TP_BF16) || !p->grad || p->grad->dtype != TP_F32) {
+            tp_errf(err, TP_EDTYPE,
+                    "adamw: parameter %d ('%s') is %s with a %s grad; expected an f32 or bf16 "
+                    "param with an f32 grad (hint: tp_param_set_dtype converts a param)",
+                    i, p->name, tp_dtype_name(p->dtype),
+                    p->grad ? tp_dtype_name(p->grad->dtype) : "missing");
+            tp_adamw_free(o);
+            return NULL;
+        }
         o->params[i] = p;
-        for (int k = 0; k < 2; k++) {
-            tp_tensor *s = tp_tensor_alloc(TP_F32, dev, p->ndim, p->shape, err);
+        for (int k = 0; k < 2; k++) { /* moments in the param's dtype (torch.optim.AdamW) */
+            tp_tensor *s = tp_tensor_alloc(p->dtype, dev, p->ndim, p->shape, err);
             if (!s) {
                 tp_adamw_free(o);
                 return NULL;
@@ -182,6 +191,16 @@ static tp_status step_begin(tp_adamw *o, float lr, tp_err *err) {
     /* the step tensor is authoritative after a checkpoint load */
     float st = ((float *)o->state[2 * o->n]->data)[0];
     if (st >= 0 && (int64_t)st != o->t) o->t = (int64_t)st;
+    /* a param converted after tp_adamw_new no longer matches its moments: refuse before any
+     * param changes (the op would refuse it halfway through the list) */
+    for (int i = 0; i < o->n; i++) {
+        const tp_tensor *p = o->params[i];
+        if (p->dtype != o->state[2 * i]->dtype)
+            return tp_errf(err, TP_EDTYPE,
+                           "adamw: param '%s' is %s but its moments are %s (convert params with "
+                           "tp_param_set_dtype before tp_adamw_new)",
+                           p->name, tp_dtype_name(p->dtype), tp_dtype_name(o->state[2 * i]->dtype));
+    }
     tp_ctx *c = o->ctx;
     tp_ctx_reset(c);
     tp_ctx_clear_error(c);
@@ -276,6 +295,36 @@ double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm) {
         if (tp_dispatch_fwd(g_clip_ctx[g->device], &nd)) return NAN; /* in place */
     }
     return norm;
+}
+
+tp_status tp_param_set_dtype(tp_tensor *p, tp_dtype dt, tp_err *err) {
+    if (!p || !(p->flags & TP_FLAG_PARAM) || !(p->flags & TP_FLAG_OWNS_DATA) || p->base ||
+        !tp_is_contiguous(p))
+        return tp_errf(err, TP_EINVAL,
+                       "param_set_dtype: '%s' is not a contiguous param from tp_param_alloc",
+                       p ? p->name : "(null)");
+    if (dt != TP_F32 && dt != TP_BF16)
+        return tp_errf(err, TP_EDTYPE, "param_set_dtype: '%s': dtype %s; expected f32 or bf16",
+                       p->name, tp_dtype_name(dt));
+    if (p->dtype == dt) return TP_OK;
+    /* convert into fresh storage, then swap it in: the param keeps its identity (pointers held
+     * by a bridge and its grad stay valid) and the old storage is freed through the temporary */
+    tp_tensor *t = tp_tensor_alloc(dt, p->device, p->ndim, p->shape, err);
+    if (!t) return err && err->code ? err->code : TP_ENOMEM;
+    tp_status s = tp_copy_into(t, p, err);
+    if (s != TP_OK) {
+        tp_tensor_free(t);
+        tp_err_prefix(err, "param_set_dtype: '%s'", p->name);
+        return s;
+    }
+    void *d = p->data;
+    tp_dtype od = p->dtype;
+    p->data = t->data;
+    p->dtype = dt;
+    t->data = d;
+    t->dtype = od;
+    tp_tensor_free(t);
+    return TP_OK;
 }
 
 tp_status tp_lr_check(const tp_lr_schedule *s, tp_err *err) {

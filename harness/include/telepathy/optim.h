@@ -1,8 +1,10 @@
 /* optim.h — AdamW (PyTorch torch.optim.AdamW semantics: decoupled weight decay, bias
  * correction), global-norm gradient clipping (torch.nn.utils.clip_grad_norm_), and the learning
  * rate schedule (constant, or linear warmup then cosine decay to a floor). The optimiser state
- * is a list of named f32 tensors so checkpoints (model/checkpoint.h) can save and restore it.
- * Host-only: plugins never drive the optimiser. Params are CPU f32 tensors from tp_param_alloc. */
+ * is a list of named tensors so checkpoints (model/checkpoint.h) can save and restore it.
+ * Host-only: plugins never drive the optimiser. Params are tensors from tp_param_alloc(_on),
+ * stored in f32 or, for the study's pure-bf16 training (tp_param_set_dtype), in bf16; grads are
+ * f32 either way. */
 #ifndef TELEPATHY_OPTIM_H
 #define TELEPATHY_OPTIM_H
 
@@ -24,7 +26,11 @@ tp_adamw_cfg tp_adamw_defaults(void);
 
 typedef struct tp_adamw tp_adamw;
 
-/* The optimiser keeps pointers to params (they must outlive it) and allocates m and v. */
+/* The optimiser keeps pointers to params (they must outlive it) and allocates m and v in each
+ * param's dtype: f32 params get f32 moments; bf16 params get bf16 moments (PyTorch AdamW on bf16
+ * params: the update is computed in f32 from the widened values and each stored value, param and
+ * moments, is rounded once to bf16, nearest-even). Params of other dtypes, or whose grad is not
+ * f32, are refused naming the param. */
 tp_adamw *tp_adamw_new(tp_tensor *const *params, int n, const tp_adamw_cfg *cfg, tp_err *err);
 void tp_adamw_free(tp_adamw *o);
 
@@ -48,7 +54,8 @@ int64_t tp_adamw_steps(const tp_adamw *o);
 /* Zeroes every param's grad. */
 void tp_adamw_zero_grad(tp_adamw *o);
 
-/* The state as named f32 tensors owned by the optimiser, in a stable order:
+/* The state as named tensors owned by the optimiser (moments in their param's dtype, the step
+ * f32 on the CPU), in a stable order:
  * "<param>.exp_avg", "<param>.exp_avg_sq" per param (PyTorch's names), then "step" ([1]).
  * Loading values into these tensors (e.g. tp_checkpoint_load) restores the state; the step
  * counter is read back from "step" at the next tp_adamw_step. Returns the count. */
@@ -63,6 +70,12 @@ double tp_clip_grad_norm(tp_tensor *const *params, int n, double max_norm);
  * ema[i] = decay * ema[i] + (1 - decay) * params[i], elementwise; CPU f32, shapes must match. */
 tp_status tp_ema_update(tp_tensor *const *ema, tp_tensor *const *params, int n, float decay,
                         tp_err *err);
+
+/* Stores param p (from tp_param_alloc(_on), contiguous) in dtype dt (TP_F32 or TP_BF16), its
+ * values converted in place (to bf16: rounded to nearest-even); name, flags and the f32 grad are
+ * kept. Call before tp_adamw_new: the moments take the dtype the param has then. Pure-bf16
+ * training (no f32 master weights) is tp_param_set_dtype(p, TP_BF16) on every trainable param. */
+tp_status tp_param_set_dtype(tp_tensor *p, tp_dtype dt, tp_err *err);
 
 typedef enum tp_lr_kind { TP_LR_CONSTANT = 0, TP_LR_WARMUP_COSINE = 1 } tp_lr_kind;
 typedef struct tp_lr_schedule {
