@@ -35,6 +35,10 @@ static void help(void) {
         "  --peer-compile        also time torch.compile (reduce-overhead) at batch 1\n"
         "  --deadline S          end within S seconds: the peer is stopped at the deadline and\n"
         "                        the rows it wrote by then are kept (default: no limit)\n"
+        "  --train-precision P   train_step's bridge params: bf16 (default; the study's and the\n"
+        "                        peer's pure-bf16 training: bf16 params and AdamW moments, f32\n"
+        "                        grads) or f32 (f32 master weights and moments, a bf16 cast of\n"
+        "                        the weights each step on the GPU)\n"
         "  --seed N              weight / input seed (default 1234)\n");
 }
 
@@ -68,10 +72,12 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env) {
             o.peer_compile = 1;
             continue;
         }
-        static const char *const known[] = {
-            "--device", "--batches",      "--cases",  "--layers", "--sender-layer", "--seq",
-            "--soft",   "--relay-tokens", "--iters",  "--warmup", "--db",           "--json",
-            "--md",     "--peer",         "--python", "--seed",   "--deadline"};
+        static const char *const known[] = {"--device", "--batches",      "--cases",
+                                            "--layers", "--sender-layer", "--seq",
+                                            "--soft",   "--relay-tokens", "--iters",
+                                            "--warmup", "--db",           "--json",
+                                            "--md",     "--peer",         "--python",
+                                            "--seed",   "--deadline",     "--train-precision"};
         int is_known = 0;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
             is_known |= !strcmp(a, known[k]);
@@ -114,6 +120,14 @@ int tp_cmd_bench(int argc, char **argv, tp_cli_env *env) {
             o.peer = v;
         } else if (!strcmp(a, "--python")) {
             o.python = v;
+        } else if (!strcmp(a, "--train-precision")) {
+            if (!strcmp(v, "bf16"))
+                o.train_dtype = TP_BF16;
+            else if (!strcmp(v, "f32"))
+                o.train_dtype = TP_F32;
+            else
+                return tp_cli_usage_error("bench",
+                                          "--train-precision: expected bf16 or f32, got '%s'", v);
         } else if (!strcmp(a, "--deadline")) {
             ok = num("bench", a, v, 1, &o.deadline_s);
         } else if (!strcmp(a, "--seed")) {

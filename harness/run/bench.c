@@ -34,6 +34,7 @@ void tp_bench_defaults(tp_bench_opts *o) {
     o->warmup = 2;
     o->python = "python3";
     o->seed = 1234;
+    o->train_dtype = TP_BF16;
 }
 
 #define MAX_ROWS 128
@@ -58,6 +59,7 @@ typedef struct bench {
     char device[128];
     tp_rng rng;
     double t_start; /* now_ms() at the start, for --deadline */
+    int train_bf16; /* the bridge's trainable params are bf16 (train_step's precision) */
 } bench;
 
 static const char *const k_cases[] = {"sender_encode", "bridge",          "receiver_decode",
@@ -132,6 +134,13 @@ static tp_tensor *bridge(bench *b, tp_tensor *h, int train, tp_err *err) {
     tp_tensor *s = tp_bench_perceiver_forward(b->br, b->ctx, h, b->hmask, train);
     if (!s) ctx_err(b, err, "bridge");
     return s;
+}
+
+/* which precision train_step ran with, read from the params themselves at setup */
+static const char *train_note(const bench *b) {
+    return b->train_bf16
+               ? "pure bf16 (bf16 bridge params and AdamW moments, f32 grads; as the peer)"
+               : "f32 master weights (f32 bridge params and AdamW moments, f32 grads)";
 }
 
 /* [4 primer][soft][3 target] embeddings of the receiver */
@@ -549,16 +558,21 @@ static void print_md(const bench *b, FILE *f) {
         fprintf(f, "| %s | %d | %.2f | %s | %s | %s | %s | %.1f | %s |\n", r->kase, r->batch, r->ms,
                 tm, ra, cm, cr, r->peak_mb / 1024, tp);
     }
+    if (find(b, "telepathy", "train_step", 8))
+        fprintf(f, "\ntrain_step (ours): %s.\n", train_note(b));
 }
 
 static void write_json(const bench *b, const char *path) {
     json_t *arr = json_array();
     for (int i = 0; i < b->n_rows; i++) {
         const brow *r = &b->rows[i];
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:i,s:f,s:f,s:s}", "impl", r->impl, "case",
-                                             r->kase, "batch", r->batch, "ms", r->ms, "peak_mb",
-                                             isnan(r->peak_mb) ? -1.0 : r->peak_mb, "device",
-                                             r->device));
+        json_t *row = json_pack("{s:s,s:s,s:i,s:f,s:f,s:s}", "impl", r->impl, "case", r->kase,
+                                "batch", r->batch, "ms", r->ms, "peak_mb",
+                                isnan(r->peak_mb) ? -1.0 : r->peak_mb, "device", r->device);
+        if (row && !strcmp(r->impl, "telepathy") && !strcmp(r->kase, "train_step"))
+            json_object_set_new(row, "train_precision",
+                                json_string(b->train_bf16 ? "bf16" : "f32"));
+        json_array_append_new(arr, row);
     }
     if (json_dump_file(arr, path, JSON_INDENT(1)) != 0)
         fprintf(stderr, "bench: warning: cannot write %s\n", path);
@@ -572,9 +586,10 @@ static tp_status store_rows(const bench *b, tp_err *err) {
     char cfg[1024], hash[65];
     snprintf(cfg, sizeof cfg,
              "{\"bench\":{\"batches\":\"%s\",\"device\":\"%s\",\"layers\":%d,\"seq\":%d,"
-             "\"soft\":%d,\"sender_layer\":%d,\"iters\":%d,\"time\":%lld,\"pid\":%d}}",
+             "\"soft\":%d,\"sender_layer\":%d,\"iters\":%d,\"train_precision\":\"%s\","
+             "\"time\":%lld,\"pid\":%d}}",
              o->batches, b->device, o->layers, o->seq, o->soft, o->sender_layer, o->iters,
-             (long long)time(NULL), (int)getpid());
+             b->train_bf16 ? "bf16" : "f32", (long long)time(NULL), (int)getpid());
     tp_sha256_hex(cfg, strlen(cfg), hash);
     tp_run_meta meta = {0};
     meta.config_json = cfg;
@@ -642,8 +657,9 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
     tp_status s = tp_bench_model_new(&b->snd, &sc, o->device, wdt, o->seed, err);
     if (s == TP_OK) s = tp_bench_model_new(&b->rcv, &rc, o->device, wdt, o->seed + 1, err);
     if (s == TP_OK)
-        s = tp_bench_perceiver_new(&b->br, rc.hidden_size, o->soft, 2, 8, 4, o->device, o->seed + 2,
-                                   err);
+        s = tp_bench_perceiver_new(&b->br, rc.hidden_size, o->soft, 2, 8, 4, o->device,
+                                   o->train_dtype, o->seed + 2, err);
+    if (s == TP_OK) b->train_bf16 = tp_bench_perceiver_train_dtype(b->br) == TP_BF16;
     if (s == TP_OK && !(b->ctx = tp_ctx_new(o->device)))
         s = tp_errf(err, TP_ENOMEM, "bench: out of memory");
     if (s == TP_OK) {
@@ -698,8 +714,8 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
                 continue;
             }
             add_row(b, "telepathy", k_cases[k], b->B, ms, peak_mb(b), b->device);
-            fprintf(stderr, "  %-16s B=%-3d %10.2f ms  peak %.1f GiB\n", k_cases[k], b->B, ms,
-                    peak_mb(b) / 1024);
+            fprintf(stderr, "  %-16s B=%-3d %10.2f ms  peak %.1f GiB%s%s\n", k_cases[k], b->B, ms,
+                    peak_mb(b) / 1024, k == 6 ? "  " : "", k == 6 ? train_note(b) : "");
         }
         const char *c = strchr(p, ',');
         p = c ? c + 1 : NULL;
@@ -716,6 +732,7 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
     tp_err perr = {0};
     if (o->peer && o->peer[0]) run_peer(b, &perr);
     print_table(b, stdout);
+    if (find(b, "telepathy", "train_step", 8)) printf("train_step: %s\n", train_note(b));
     if (o->md_out) {
         FILE *f = fopen(o->md_out, "w");
         if (f) {

@@ -29,11 +29,14 @@ typedef struct tp_bench_opts {
     int tiny;       /* tiny widths (CPU smoke test of the command itself) */
     const char *db; /* results.db path or NULL */
     const char *json_out, *md_out;
-    const char *peer;   /* path of peer_torch.py, or NULL to skip the PyTorch side */
-    const char *python; /* interpreter for the peer (default python3) */
-    int peer_compile;   /* also time the torch.compile peer (batch 1; minutes of compiling) */
-    int deadline_s;     /* > 0: the whole bench ends within this many seconds of its start (the
-                           peer is killed at the deadline; rows it wrote by then are kept) */
+    const char *peer;     /* path of peer_torch.py, or NULL to skip the PyTorch side */
+    const char *python;   /* interpreter for the peer (default python3) */
+    int peer_compile;     /* also time the torch.compile peer (batch 1; minutes of compiling) */
+    int deadline_s;       /* > 0: the whole bench ends within this many seconds of its start (the
+                             peer is killed at the deadline; rows it wrote by then are kept) */
+    tp_dtype train_dtype; /* the Perceiver's trainable params in train_step: TP_BF16 (default; the
+                             study's and the peer's pure-bf16 training: bf16 params and AdamW
+                             moments, f32 grads) or TP_F32 (f32 master weights, cast each step) */
     uint64_t seed;
 } tp_bench_opts;
 
@@ -51,17 +54,23 @@ tp_status tp_bench_model_new(tp_model **out, const tp_model_config *cfg, tp_devi
 
 typedef struct tp_bench_perceiver tp_bench_perceiver;
 /* peer_torch.py's Perceiver: latents [M,D], depth blocks of (LN, cross-attention with key
- * padding, LN, self-attention, LN, FFN GELU x ffn), RMS norm, * alpha. f32 trainable params on
- * dev plus a bf16 copy for inference. */
+ * padding, LN, self-attention, LN, FFN GELU x ffn), RMS norm, * alpha. Trainable params on dev
+ * stored in train_dt: TP_BF16 (pure-bf16 training; inference reads the same bf16 params) or
+ * TP_F32 (master weights plus a bf16 copy for inference on the GPU). */
 tp_status tp_bench_perceiver_new(tp_bench_perceiver **out, int d, int m, int depth, int heads,
-                                 int ffn, tp_device dev, uint64_t seed, tp_err *err);
+                                 int ffn, tp_device dev, tp_dtype train_dt, uint64_t seed,
+                                 tp_err *err);
 void tp_bench_perceiver_free(tp_bench_perceiver *p);
-/* h [B,T,D], mask f32 [B,T] -> [B,M,D]. train = 0 uses the bf16 copy (no grad); train = 1 casts
- * the f32 params on the tape, so a backward reaches them. */
+/* h [B,T,D], mask f32 [B,T] -> [B,M,D]. train = 0 reads the inference weights (no grad);
+ * train = 1 reads the params on the tape (f32 ones cast to the compute dtype), so a backward
+ * reaches their f32 grads. */
 tp_tensor *tp_bench_perceiver_forward(tp_bench_perceiver *p, tp_ctx *c, tp_tensor *h,
                                       tp_tensor *mask, int train);
-/* The trainable f32 params (for AdamW / clipping); the bf16 inference copy is not refreshed. */
+/* The trainable params (for AdamW / clipping); with f32 params the bf16 inference copy is not
+ * refreshed. */
 int tp_bench_perceiver_params(tp_bench_perceiver *p, tp_tensor ***params);
+/* The dtype the trainable params are stored in (what train_step ran with). */
+tp_dtype tp_bench_perceiver_train_dtype(const tp_bench_perceiver *p);
 int64_t tp_bench_perceiver_numel(const tp_bench_perceiver *p);
 
 #endif

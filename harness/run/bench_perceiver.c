@@ -2,12 +2,16 @@
  * sides time the same arithmetic): latents [M,D]; per block x += MHA(LN1(x), LN_kv(h)) with key
  * padding, y = LN2(x), x += MHA(y, y), x += W2 GELU(W1 LN3(x) + b1) + b2; then x * rsqrt(mean
  * x^2 + 1e-6) * alpha. nn.MultiheadAttention: q/k/v/out projections with biases, D/heads per head.
- * Trainable params are f32 on the device (AdamW master weights); inference reads a bf16 copy
- * made once, training casts the f32 params on the tape each step so gradients reach them. */
+ * Trainable params are stored in train_dt. bf16 (the study's and the peer's pure-bf16 training):
+ * the bf16 params are the weights of both training and inference, AdamW keeps bf16 moments, grads
+ * are f32. f32: AdamW master weights; inference reads a bf16 copy made once, training casts the
+ * f32 params on the tape each step so gradients reach them. (On the CPU everything computes in
+ * f32: bf16 params are widened on the tape.) */
 #include <stdlib.h>
 #include <string.h>
 
 #include "run/bench.h"
+#include "telepathy/optim.h"
 #ifdef TP_HAVE_CUDA
 #include "tp_cuda.h"
 #endif
@@ -36,8 +40,8 @@ struct tp_bench_perceiver {
     int d, m, depth, heads, ffn;
     tp_device dev;
     int n;             /* params: latents, alpha, then depth * B_N */
-    tp_tensor **p;     /* f32 master params */
-    tp_tensor **infer; /* bf16 copies (or the f32 params on the CPU) */
+    tp_tensor **p;     /* trainable params, stored in train_dt */
+    tp_tensor **infer; /* what inference reads: bf16 copies of f32 params on the GPU, else p */
 };
 
 static int n_params(int depth) {
@@ -82,13 +86,17 @@ void tp_bench_perceiver_free(tp_bench_perceiver *p) {
 }
 
 tp_status tp_bench_perceiver_new(tp_bench_perceiver **out, int d, int m, int depth, int heads,
-                                 int ffn, tp_device dev, uint64_t seed, tp_err *err) {
+                                 int ffn, tp_device dev, tp_dtype train_dt, uint64_t seed,
+                                 tp_err *err) {
     *out = NULL;
     if (depth < 1 || depth > MAX_DEPTH || heads < 1 || d % heads || m < 1 || ffn < 1)
         return tp_errf(
             err, TP_EINVAL,
             "bench perceiver: depth %d (1..%d), heads %d dividing width %d, M %d, ffn %d", depth,
             MAX_DEPTH, heads, d, m, ffn);
+    if (train_dt != TP_F32 && train_dt != TP_BF16)
+        return tp_errf(err, TP_EDTYPE, "bench perceiver: train dtype %s; expected f32 or bf16",
+                       tp_dtype_name(train_dt));
     tp_bench_perceiver *p = calloc(1, sizeof *p);
     if (!p) return tp_errf(err, TP_ENOMEM, "bench perceiver: out of memory");
     p->d = d;
@@ -135,7 +143,10 @@ tp_status tp_bench_perceiver_new(tp_bench_perceiver **out, int d, int m, int dep
     }
 #undef P
     for (int i = 0; s == TP_OK && i < p->n; i++) {
-        if (dev == TP_CPU) {
+        /* initialised in f32 from the same stream either way, so the two precisions start from
+         * the same values up to rounding */
+        if (train_dt == TP_BF16 && (s = tp_param_set_dtype(p->p[i], TP_BF16, err)) != TP_OK) break;
+        if (dev == TP_CPU || train_dt == TP_BF16) {
             p->infer[i] = p->p[i];
             continue;
         }
@@ -154,6 +165,10 @@ tp_status tp_bench_perceiver_new(tp_bench_perceiver **out, int d, int m, int dep
 int tp_bench_perceiver_params(tp_bench_perceiver *p, tp_tensor ***params) {
     *params = p->p;
     return p->n;
+}
+
+tp_dtype tp_bench_perceiver_train_dtype(const tp_bench_perceiver *p) {
+    return p->p[0]->dtype;
 }
 
 int64_t tp_bench_perceiver_numel(const tp_bench_perceiver *p) {
@@ -186,6 +201,7 @@ tp_tensor *tp_bench_perceiver_forward(tp_bench_perceiver *p, tp_ctx *c, tp_tenso
     if (!h) return NULL;
     tp_tensor *w[2 + MAX_DEPTH * B_N];
     tp_dtype cd = p->dev == TP_CPU ? TP_F32 : TP_BF16;
+    /* bf16 params on the GPU are used as they are (tp_cast of the same dtype is the identity) */
     for (int i = 0; i < p->n; i++) w[i] = train ? tp_cast(c, p->p[i], cd) : p->infer[i];
     int64_t B = h->shape[0], D = p->d;
     if (h->dtype != cd) h = tp_cast(c, h, cd);
