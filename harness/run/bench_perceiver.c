@@ -196,6 +196,9 @@ static tp_tensor *mha(tp_ctx *c, tp_tensor *const *w, tp_tensor *q_in, tp_tensor
     return tp_linear(c, a, w[MHA_WO], w[MHA_BO]);
 }
 
+static tp_tensor *forward_blocks(tp_bench_perceiver *p, tp_ctx *c, tp_tensor **w, tp_tensor *h,
+                                 tp_tensor *mask, tp_dtype cd);
+
 tp_tensor *tp_bench_perceiver_forward(tp_bench_perceiver *p, tp_ctx *c, tp_tensor *h,
                                       tp_tensor *mask, int train) {
     if (!h) return NULL;
@@ -203,6 +206,16 @@ tp_tensor *tp_bench_perceiver_forward(tp_bench_perceiver *p, tp_ctx *c, tp_tenso
     tp_dtype cd = p->dev == TP_CPU ? TP_F32 : TP_BF16;
     /* bf16 params on the GPU are used as they are (tp_cast of the same dtype is the identity) */
     for (int i = 0; i < p->n; i++) w[i] = train ? tp_cast(c, p->p[i], cd) : p->infer[i];
+    /* inference may read the params themselves (bf16 training, or the CPU): record no tape, as
+     * the peer's torch.no_grad(), and nothing is saved for a backward that never comes */
+    int prev = train ? -1 : tp_set_grad_enabled(c, 0);
+    tp_tensor *out = forward_blocks(p, c, w, h, mask, cd);
+    if (prev >= 0) tp_set_grad_enabled(c, prev);
+    return out;
+}
+
+static tp_tensor *forward_blocks(tp_bench_perceiver *p, tp_ctx *c, tp_tensor **w, tp_tensor *h,
+                                 tp_tensor *mask, tp_dtype cd) {
     int64_t B = h->shape[0], D = p->d;
     if (h->dtype != cd) h = tp_cast(c, h, cd);
     tp_tensor *x = tp_add(c, tp_zeros(c, cd, TP_DIMS(B, p->m, D)), w[0]);
