@@ -43,11 +43,14 @@ static tp_status collect(const char *path, const tp_params *params, const tp_ckp
                                "'",
                                path, t->name);
             }
-            if (t->dtype != TP_F32) {
+            /* bf16 (pure-bf16 training's params and moments) is stored widened to f32, exactly,
+             * and loads back rounded to the same bf16 values */
+            if (t->dtype != TP_F32 && t->dtype != TP_BF16) {
                 free(e);
-                return tp_errf(
-                    err, TP_EDTYPE, "%s: %s '%s' is %s; checkpoints hold f32", path, what, t->name,
-                    tp_st_dtype_str(t->dtype) ? tp_st_dtype_str(t->dtype) : "an unknown dtype");
+                return tp_errf(err, TP_EDTYPE, "%s: %s '%s' is %s; checkpoints hold f32 (or bf16)",
+                               path, what, t->name,
+                               tp_st_dtype_str(t->dtype) ? tp_st_dtype_str(t->dtype)
+                                                         : "an unknown dtype");
             }
             if (strcmp(t->name, TP_CKPT_BLOB_TENSOR) == 0) {
                 free(e);

@@ -63,8 +63,9 @@ tp_status tp_replay_spec(const char *config_json, const char *sender_alias,
         json_object_set_new(spec, "losses", arr);
         copy(spec, "layer", cfg, "layer");
         copy(spec, "seed", cfg, "seed");
-        static const char *const train[] = {"steps", "batch",  "lr",           "weight_decay",
-                                            "clip",  "warmup", "min_lr_ratio", "schedule"};
+        static const char *const train[] = {"steps",        "batch",    "lr",
+                                            "weight_decay", "clip",     "warmup",
+                                            "min_lr_ratio", "schedule", "precision"};
         for (size_t t = 0; t < sizeof train / sizeof *train; t++) {
             char p[64];
             snprintf(p, sizeof p, "train.%s", train[t]);

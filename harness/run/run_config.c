@@ -48,6 +48,7 @@ static const char *const spec_keys[] = {
     "quick_eval_n",
     "checkpoint_every",
     "target",
+    "precision",
 };
 #define N_SPEC_KEYS ((int)(sizeof spec_keys / sizeof spec_keys[0]))
 
@@ -348,12 +349,15 @@ static tp_status build_json(tp_run_cfg *c, tp_err *err) {
         json_object_set_new(j, "losses", ls);
         json_object_set_new(j, "layer", json_integer(c->layer));
         json_object_set_new(j, "seed", json_integer((json_int_t)c->seed));
-        json_object_set_new(
-            j, "train",
+        json_t *tr =
             json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:s, s:f}", "steps", (json_int_t)c->steps,
                       "batch", (json_int_t)c->batch, "lr", c->lr, "weight_decay", c->weight_decay,
                       "clip", c->clip, "warmup", (json_int_t)c->warmup, "schedule",
-                      c->cosine ? "cosine" : "constant", "min_lr_ratio", c->min_lr_ratio));
+                      c->cosine ? "cosine" : "constant", "min_lr_ratio", c->min_lr_ratio);
+        /* only a non-default precision is written: every f32 run keeps the hash it had before
+         * the key existed */
+        if (c->bf16_params) json_object_set_new(tr, "precision", json_string("bf16"));
+        json_object_set_new(j, "train", tr);
         json_object_set_new(j, "receiver_input",
                             json_pack("{s:s, s:b, s:I, s:s}", "primer", c->primer, "bos", c->bos,
                                       "max_len", (json_int_t)c->max_receiver_len, "target",
@@ -529,6 +533,13 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
         TP_TRY(get_int32(spec, "eval_every", 0, 0, 100000000, &c->eval_every, err));
         TP_TRY(get_int32(spec, "quick_eval_n", 64, 1, 1 << 30, &c->quick_eval_n, err));
         TP_TRY(get_int32(spec, "checkpoint_every", 0, 0, 100000000, &c->checkpoint_every, err));
+        TP_TRY(get_str(spec, "precision", &s, err));
+        if (s && strcmp(s, "f32") && strcmp(s, "bf16"))
+            return tp_errf(err, TP_EINVAL,
+                           "run spec: precision = '%s'; expected f32 (f32 bridge params, the "
+                           "default) or bf16 (bf16 params and AdamW moments, f32 grads)",
+                           s);
+        c->bf16_params = s && !strcmp(s, "bf16");
         if (c->checkpoint_every == 0) c->checkpoint_every = c->steps > 0 ? (c->steps + 3) / 4 : 1;
     } else {
         static const char *const train_only[] = {"bridge",
@@ -549,7 +560,8 @@ tp_status tp_run_cfg_resolve(tp_runner *r, const json_t *spec, tp_run_cfg *c, tp
                                                  "eval_every",
                                                  "quick_eval_n",
                                                  "checkpoint_every",
-                                                 "target"};
+                                                 "target",
+                                                 "precision"};
         for (size_t i = 0; i < sizeof train_only / sizeof *train_only; i++)
             if (json_object_get(spec, train_only[i]))
                 return tp_errf(err, TP_EINVAL,

@@ -69,6 +69,9 @@ typedef struct tp_run_cfg {
                           * 1 question (the example's text) */
     int max_sender_len, max_receiver_len;
     int eval_every, quick_eval_n, checkpoint_every;
+    int bf16_params; /* spec "precision" (train.precision): 1 = "bf16", the bridge's trainable
+                        params and their AdamW moments stored in bf16 (the study's pure-bf16
+                        training; grads f32); 0 = "f32" (default, left out of the hash) */
     tp_baseline_opts bopts; /* text_relay / fewshot settings (baseline_options) */
     /* task data, resolved once (strings owned by the task plugin state) */
     void *task_state;

@@ -303,6 +303,15 @@ tp_status tp_trainer_new(tp_trainer **out, tp_run_cfg *cfg, tp_err *err) {
     }
     st = add_params(t, &t->bp, err);
     if (st != TP_OK) goto fail;
+    /* precision = bf16: the bridge's params, initialised by its create in f32, are stored in bf16
+     * from here on (the study's pure-bf16 training); AdamW then keeps bf16 moments */
+    for (int i = 0; cfg->bf16_params && i < t->bp.n; i++) {
+        st = tp_param_set_dtype(t->bp.p[i], TP_BF16, err);
+        if (st != TP_OK) {
+            tp_err_prefix(err, "precision = bf16: bridge '%s'", cfg->bridge->desc.name);
+            goto fail;
+        }
+    }
     for (int i = 0; i < cfg->n_losses; i++) {
         t->lv[i] = cfg->losses[i].plugin->desc.vtable;
         st = t->lv[i]->create(cfg->losses[i].opts, &dims, &t->lp[i], &t->lstate[i], err);

@@ -172,7 +172,7 @@ static void test_mismatches(void) {
     TP_CHECK(tp_checkpoint_save(path, &d, NULL, NULL, &err) == TP_EINVAL &&
              strstr(err.msg, "reserved prefix"));
     free_params(&d);
-    tp_tensor *h = tp_tensor_alloc(TP_BF16, TP_CPU, 1, (int64_t[]){2}, &err);
+    tp_tensor *h = tp_tensor_alloc(TP_F16, TP_CPU, 1, (int64_t[]){2}, &err);
     snprintf(h->name, sizeof h->name, "half");
     d.p[d.n++] = h;
     TP_CHECK(tp_checkpoint_save(path, &d, NULL, NULL, &err) == TP_EDTYPE &&
