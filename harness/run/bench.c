@@ -139,7 +139,7 @@ static tp_tensor *bridge(bench *b, tp_tensor *h, int train, tp_err *err) {
 /* which precision train_step ran with, read from the params themselves at setup */
 static const char *train_note(const bench *b) {
     return b->train_bf16
-               ? "pure bf16 (bf16 bridge params and AdamW moments, f32 grads; as the peer)"
+               ? "pure bf16 (bf16 bridge params and AdamW moments, as the peer; f32 grads)"
                : "f32 master weights (f32 bridge params and AdamW moments, f32 grads)";
 }
 
