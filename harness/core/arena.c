@@ -59,12 +59,16 @@ void tp_arena_init(tp_arena *a, tp_device dev) {
     a->dev = dev;
 }
 
-void *tp_arena_alloc(tp_arena *a, size_t bytes) {
+size_t tp_arena_round(const tp_arena *a, size_t bytes) {
     /* device blocks start on 256 bytes: the alignment cuBLASLt's fastest GEMM kernels assume
      * (a less aligned pointer restricts its algorithm choice) */
     size_t al = a->dev == TP_CPU ? ALIGN : DEV_ALIGN;
     size_t need = (bytes + al - 1) / al * al;
-    if (need == 0) need = al;
+    return need ? need : al;
+}
+
+void *tp_arena_alloc(tp_arena *a, size_t bytes) {
+    size_t need = tp_arena_round(a, bytes);
     while (a->n_chunks == 0 || a->used + need > a->cap[a->cur]) {
         if (a->n_chunks > 0 && a->cur + 1 < a->n_chunks) {
             /* wasted tail counts towards the step so the coalesced chunk is big enough */
@@ -90,6 +94,7 @@ void *tp_arena_alloc(tp_arena *a, size_t bytes) {
     void *p = a->chunk[a->cur] + a->used;
     a->used += need;
     a->step_bytes += need;
+    if (a->step_bytes > a->step_peak) a->step_peak = a->step_bytes;
     if (a->step_bytes > a->peak) a->peak = a->step_bytes;
     return p;
 }
@@ -109,6 +114,7 @@ void tp_arena_reset(tp_arena *a) {
     a->cur = 0;
     a->used = 0;
     a->step_bytes = 0;
+    a->step_peak = 0;
 }
 
 void tp_arena_release(tp_arena *a) {

@@ -136,8 +136,9 @@ tp_tensor *tp_node_grad(tp_ctx *ctx, tp_node *n, int i) {
                     tp_op_names[n->op], t->name);
         return NULL;
     }
-    tp_tensor *g = tp_ctx_tensor(ctx, TP_F32, t->ndim, t->shape);
-    if (!g || tp_tensor_zero(ctx, g)) return NULL;
+    /* zero-filled; a pooled block when tp_backward released one of this size (grad reuse) */
+    tp_tensor *g = tp_ctx_grad_tensor(ctx, t->ndim, t->shape);
+    if (!g) return NULL;
     t->grad = g;
     return g;
 }

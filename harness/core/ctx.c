@@ -14,6 +14,7 @@ tp_ctx *tp_ctx_new(tp_device dev) {
     tp_arena_init(&c->host, TP_CPU);
     tp_arena_init(&c->data, dev);
     c->grad_enabled = 1;
+    c->grad_reuse = tp_grad_reuse_default();
     return c;
 }
 
@@ -29,6 +30,7 @@ void tp_ctx_reset(tp_ctx *c) {
     if (!c) return;
     tp_arena_reset(&c->host);
     tp_arena_reset(&c->data);
+    tp_ctx_pool_reset(c); /* its blocks and descriptors were in the arenas just rewound */
     c->n_nodes = 0;
 }
 
@@ -94,19 +96,7 @@ const char *tp_shape_str(const tp_tensor *t, char *buf, size_t n) {
     return buf;
 }
 
-void *tp_ctx_scratch_bytes(tp_ctx *c, size_t bytes) {
-    if (c->dev != TP_CPU && !tp_backend_get(c->dev)) {
-        tp_ctx_fail(c, TP_EUNSUP,
-                    "context on cuda but no CUDA backend is registered (hint: "
-                    "build with TP_CUDA=ON on a GPU machine, or use device=cpu)");
-        return NULL;
-    }
-    void *p = tp_arena_alloc(&c->data, bytes);
-    if (!p)
-        tp_ctx_fail(c, TP_ENOMEM, "arena: cannot allocate %zu bytes on %s (hint: smaller batch)",
-                    bytes, c->dev == TP_CPU ? "cpu" : "cuda");
-    return p;
-}
+/* tp_ctx_scratch_bytes lives in pool.c: inside a node backward it draws from the block pool. */
 
 static tp_tensor *header(tp_ctx *c) {
     tp_tensor *t = tp_arena_alloc(&c->host, sizeof *t);

@@ -1,6 +1,9 @@
 /* tape.c — the eager autograd tape: nodes recorded in creation order (already topological),
  * tp_backward walks them in reverse. Views route their grad to the base through ACCUM on a
- * view of the base's grad; every other op's backward is the backend's. */
+ * view of the base's grad; every other op's backward is the backend's. With grad reuse (the
+ * default, see core/pool.c) a node output's grad is handed back right after that node's
+ * backward, so after tp_backward only params and tensors marked by tp_requires_grad hold
+ * grads. */
 #include <string.h>
 
 #include "core/ctx.h"
@@ -39,7 +42,8 @@ tp_status tp_requires_grad(tp_ctx *c, tp_tensor *t) {
                            "requires_grad: persistent tensor '%s' is not a param (hint: use "
                            "tp_param_alloc for trainable persistent tensors)",
                            t->name);
-    t->flags |= TP_FLAG_REQUIRES_GRAD;
+    /* KEEP: the caller wants to read this grad after tp_backward, so reuse must not take it */
+    t->flags |= TP_FLAG_REQUIRES_GRAD | TP_FLAG_KEEP_GRAD;
     return TP_OK;
 }
 
@@ -78,6 +82,22 @@ static tp_status view_backward(tp_ctx *c, tp_node *n) {
     return tp_dispatch_fwd(c, &acc);
 }
 
+/* g += grad_out (or ones), grad_out cast to contiguous f32 first when it is not. */
+static tp_status seed_grad(tp_ctx *c, tp_tensor *g, tp_tensor *grad_out) {
+    tp_tensor *seed = grad_out;
+    if (!seed) seed = tp_full(c, TP_F32, g->ndim, g->shape, 1.0);
+    if (!seed) return c->status;
+    tp_node acc = {.op = TP_OP_ACCUM, .n_in = 2, .in = {g, seed}};
+    if (seed->dtype != TP_F32 || !tp_is_contiguous(seed)) {
+        tp_tensor *s32 = tp_ctx_tensor(c, TP_F32, seed->ndim, seed->shape);
+        if (!s32) return c->status;
+        tp_node cp = {.op = TP_OP_COPY, .n_in = 1, .in = {seed}, .out = s32};
+        if (tp_dispatch_fwd(c, &cp)) return c->status;
+        acc.in[1] = s32;
+    }
+    return tp_dispatch_fwd(c, &acc);
+}
+
 tp_status tp_backward(tp_ctx *c, tp_tensor *out, tp_tensor *grad_out) {
     if (!c) return TP_EINVAL;
     if (c->status) return c->status;
@@ -96,35 +116,29 @@ tp_status tp_backward(tp_ctx *c, tp_tensor *out, tp_tensor *grad_out) {
 
     tp_tensor *g = out->grad;
     if (!g) {
-        g = tp_ctx_tensor(c, TP_F32, out->ndim, out->shape);
-        if (!g || tp_tensor_zero(c, g)) return c->status;
+        g = tp_ctx_grad_tensor(c, out->ndim, out->shape);
+        if (!g) return c->status;
         out->grad = g;
     }
-    /* seed: g += grad_out (or ones) */
-    tp_tensor *seed = grad_out;
-    if (!seed) seed = tp_full(c, TP_F32, out->ndim, out->shape, 1.0);
-    if (!seed) return c->status;
-    tp_node acc = {.op = TP_OP_ACCUM, .n_in = 2, .in = {g, seed}};
-    if (seed->dtype != TP_F32 || !tp_is_contiguous(seed)) {
-        tp_tensor *s32 = tp_ctx_tensor(c, TP_F32, seed->ndim, seed->shape);
-        if (!s32) return c->status;
-        tp_node cp = {.op = TP_OP_COPY, .n_in = 1, .in = {seed}, .out = s32};
-        if (tp_dispatch_fwd(c, &cp)) return c->status;
-        acc.in[1] = s32;
-    }
-    if (tp_dispatch_fwd(c, &acc)) return c->status;
+    tp_ctx_bwd_scope_begin(c); /* the seed's temporaries are pooled once it is added */
+    tp_status s = seed_grad(c, g, grad_out);
+    tp_ctx_bwd_scope_end(c);
+    if (s) return s;
 
     for (int i = out->node; i >= 0; i--) {
         tp_node *n = &c->nodes[i];
         if (!n->out->grad) continue; /* nothing flowed here */
         if (n->op == TP_OP_COPY && n->out->grad == n->in[0]->grad)
             continue; /* a param's copy shares the param's grad (tp_node_grad): already summed */
-        tp_status s;
+        tp_ctx_bwd_scope_begin(c);
         if (n->op == TP_OP_RESHAPE || n->op == TP_OP_TRANSPOSE || n->op == TP_OP_SLICE)
             s = view_backward(c, n);
         else
             s = tp_dispatch_bwd(c, n);
+        tp_ctx_bwd_scope_end(c);
         if (s) return s;
+        /* every reader of n->out's grad was created after n, so has run: hand the block back */
+        tp_ctx_release_grad(c, n->out);
     }
     return c->status;
 }

@@ -169,6 +169,7 @@ static void test_vq_straight_through(void) {
     unsigned seed = 5;
     for (int i = 0; i < 48; i++) rr[i] = lcg_unit(&seed);
     for (int i = 0; i < r.in.params.n; i++) tp_param_zero_grad(r.in.params.p[i]);
+    tp_requires_grad(c, z); /* keep its grad past tp_backward (grad reuse drops unmarked ones) */
     tp_tensor *loss = tp_sum_all(c, tp_mul(c, soft, tp_from_f32(c, TP_DIMS(2, 3, 8), rr)));
     TP_CHECK(loss && tp_backward(c, loss, NULL) == TP_OK);
     TP_CHECK(z->grad != NULL);
@@ -484,6 +485,8 @@ static void check_fsq_straight_through(const char *levels, int l0, int l1) {
     float rr[48];
     unsigned seed = 8;
     for (int i = 0; i < 48; i++) rr[i] = lcg_unit(&seed);
+    if (z) tp_requires_grad(c, z); /* keep both grads past tp_backward (grad reuse) */
+    if (q) tp_requires_grad(c, q);
     tp_tensor *loss = tp_sum_all(c, tp_mul(c, r.out.soft, tp_from_f32(c, TP_DIMS(2, 3, 8), rr)));
     TP_CHECK(loss && tp_backward(c, loss, NULL) == TP_OK);
     TP_CHECK(z && q && z->grad && q->grad);

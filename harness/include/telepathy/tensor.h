@@ -11,7 +11,10 @@
  * Gradient rule (written once, here): parameter grads accumulate (+=) across backward calls
  * until tp_param_zero_grad; activation grads are per-step buffers, zero-filled at first use and
  * then accumulated, so an activation read by several ops receives the sum. Frozen tensors (model
- * weights) never allocate a grad.
+ * weights) never allocate a grad. tp_backward recycles an intermediate's grad as soon as its
+ * producer's backward has run (grad reuse; TP_GRAD_REUSE=0 turns it off): afterwards only params
+ * and tensors marked with tp_requires_grad (inputs, or intermediates you want to inspect) hold
+ * grads; other intermediates read grad == NULL.
  *
  * Shape letters used in comments across the harness: B batch, T sequence, S key length,
  * H heads, Hkv KV heads, Dh head dim, D model width, V vocab, M soft tokens, K codebook size.
