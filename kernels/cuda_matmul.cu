@@ -217,6 +217,142 @@ static const void *convert(tp_ctx *ctx, tp_dtype from, const void *p, tp_dtype t
     return o ? o->data : NULL;
 }
 
+/* ---- small-M GEMV: the decode step's linears ----
+ * y[m, n] = sum_k x[m, k] w[n, k] (+ cin[m, n]) for M <= 8 rows of bf16 x against a bf16 weight
+ * stored [N, K] (the model's [out, in] layout). At one to eight rows the problem is a stream over
+ * the weight: cuBLASLt's kernels for it reached ~2.7 TB/s (ncu, text_relay decode, round 3) and
+ * its split-K variants add a reduce launch. Here one warp owns one weight row: 16-byte streaming
+ * loads (the weight is read once, so it bypasses L1 and leaves room for x, which every warp
+ * reads), eight loads in flight per lane before any arithmetic (four reached 2.25-2.95 TB/s), f32
+ * accumulation, one shuffle reduction per output. Rows of W are independent, so there is no split-K
+ * and no second launch. */
+/* up to 8 rows are built; by default only up to 4 take the path: at 8 rows (text relay, batch 8)
+ * the per-element conversions made it slower than cuBLASLt (H100: 813 vs 685 ms a relay) */
+#define GEMV_MAX_M     8
+#define GEMV_DEFAULT_M 4
+#define GEMV_THREADS   256
+
+__device__ __forceinline__ void gemv_fma8(float *acc, const uint4 &w, const uint4 &x) {
+    const __nv_bfloat162 *w2 = (const __nv_bfloat162 *)&w, *x2 = (const __nv_bfloat162 *)&x;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        float2 a = __bfloat1622float2(w2[j]), b = __bfloat1622float2(x2[j]);
+        *acc = fmaf(a.x, b.x, *acc);
+        *acc = fmaf(a.y, b.y, *acc);
+    }
+}
+
+template <int MM, typename TO>
+__global__ void __launch_bounds__(GEMV_THREADS)
+    k_gemv(const __nv_bfloat16 *__restrict__ x, int64_t ldx, const __nv_bfloat16 *__restrict__ w,
+           int64_t ldw, TO *c, const TO *cin, int64_t ldc, int64_t N, int64_t K) {
+    const int64_t n = ((int64_t)blockIdx.x * GEMV_THREADS + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (n >= N) return; /* whole warps leave together */
+    const uint4 *wr = (const uint4 *)(w + n * ldw);
+    const int64_t K8 = K / 8;
+    float acc[MM];
+#pragma unroll
+    for (int m = 0; m < MM; m++) acc[m] = 0.0f;
+    int64_t i = lane;
+    for (; i + 7 * 32 < K8; i += 8 * 32) { /* eight 16-byte loads in flight per lane */
+        uint4 wv[8];
+#pragma unroll
+        for (int r = 0; r < 8; r++) wv[r] = __ldcs(wr + i + r * 32);
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            const uint4 *xr = (const uint4 *)(x + m * ldx) + i;
+#pragma unroll
+            for (int r = 0; r < 8; r++) gemv_fma8(&acc[m], wv[r], __ldg(xr + r * 32));
+        }
+    }
+    for (; i + 96 < K8; i += 128) {
+        uint4 w0 = __ldcs(wr + i), w1 = __ldcs(wr + i + 32), w2 = __ldcs(wr + i + 64),
+              w3 = __ldcs(wr + i + 96);
+#pragma unroll
+        for (int m = 0; m < MM; m++) {
+            const uint4 *xr = (const uint4 *)(x + m * ldx);
+            gemv_fma8(&acc[m], w0, __ldg(xr + i));
+            gemv_fma8(&acc[m], w1, __ldg(xr + i + 32));
+            gemv_fma8(&acc[m], w2, __ldg(xr + i + 64));
+            gemv_fma8(&acc[m], w3, __ldg(xr + i + 96));
+        }
+    }
+    for (; i < K8; i += 32) {
+        uint4 w0 = __ldcs(wr + i);
+#pragma unroll
+        for (int m = 0; m < MM; m++)
+            gemv_fma8(&acc[m], w0, __ldg((const uint4 *)(x + m * ldx) + i));
+    }
+#pragma unroll
+    for (int m = 0; m < MM; m++) acc[m] = warp_sum(acc[m]);
+        /* lane m writes row m: the MM stores go out in parallel */
+#pragma unroll
+    for (int m = 0; m < MM; m++)
+        if (lane == m) {
+            float v = acc[m];
+            if (cin) v += (float)cin[m * ldc + n];
+            c[m * ldc + n] = (TO)v;
+        }
+}
+
+static int gemv_max_m(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TP_CUDA_GEMV_MAX_M"); /* 0 turns the path off (A/B timing) */
+        v = e && *e ? atoi(e) : GEMV_DEFAULT_M;
+        if (v < 0) v = 0;
+        if (v > GEMV_MAX_M) v = GEMV_MAX_M;
+    }
+    return v;
+}
+
+template <typename TO>
+static void gemv_launch(int M, const __nv_bfloat16 *x, int64_t ldx, const __nv_bfloat16 *w,
+                        int64_t ldw, TO *c, const TO *cin, int64_t ldc, int64_t N, int64_t K) {
+    unsigned blocks = (unsigned)((N * 32 + GEMV_THREADS - 1) / GEMV_THREADS);
+#define GEMV_CASE(MM)                                                                              \
+    case MM:                                                                                       \
+        k_gemv<MM, TO>                                                                             \
+            <<<blocks, GEMV_THREADS, 0, tp_cu_stream>>>(x, ldx, w, ldw, c, cin, ldc, N, K);        \
+        break;
+    switch (M) {
+        GEMV_CASE(1)
+        GEMV_CASE(2)
+        GEMV_CASE(3)
+        GEMV_CASE(4)
+        GEMV_CASE(5)
+        GEMV_CASE(6)
+        GEMV_CASE(7)
+        GEMV_CASE(8)
+    }
+#undef GEMV_CASE
+}
+
+/* Takes the GEMV path when the problem is one it covers: returns 1 when it launched (ctx status
+ * says whether the launch failed), 0 when the caller should run the GEMM. */
+static int try_gemv(tp_ctx *ctx, int tx, tp_dtype op, const void *x, int64_t ldx, int ty,
+                    const void *y, int64_t ldy, void *c, const void *cin, tp_dtype cdt, int64_t ldc,
+                    int64_t M, int64_t N, int64_t K, int64_t batch, float alpha, float beta) {
+    if (M > gemv_max_m() || batch != 1 || tx || !ty || op != TP_BF16 || alpha != 1.0f ||
+        (beta != 0.0f && beta != 1.0f) || (cdt != TP_BF16 && cdt != TP_F32))
+        return 0;
+    uintptr_t bits = (uintptr_t)x | (uintptr_t)y;
+    if ((bits & 15) || (K & 7) || (ldx & 7) || (ldy & 7) || N > (INT64_MAX >> 6)) return 0;
+    const void *ci = beta == 1.0f ? cin : NULL;
+    if (cdt == TP_BF16)
+        gemv_launch<__nv_bfloat16>((int)M, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)y,
+                                   ldy, (__nv_bfloat16 *)c, (const __nv_bfloat16 *)ci, ldc, N, K);
+    else
+        gemv_launch<float>((int)M, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)y, ldy,
+                           (float *)c, (const float *)ci, ldc, N, K);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        tp_ctx_fail(ctx, TP_ECUDA, "%s:%d: kernel gemv: %s", __FILE__, __LINE__,
+                    cudaGetErrorString(e));
+    return 1;
+}
+
 /* c = alpha op(x) op(y) + beta * cin, where cin (laid out like c) is c itself when NULL: a
  * separate cin is the residual add of linear_add, read by the GEMM as its C operand. */
 static tp_status gemm_c(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_t ldx, int64_t sx,
@@ -252,6 +388,8 @@ static tp_status gemm_c(tp_ctx *ctx, int tx, tp_dtype xdt, const void *x, int64_
         y = convert(ctx, ydt, y, op, ty ? N : K, ldy, sy, sy ? batch : 1);
         if (!y) return ctx->status;
     }
+    if (try_gemv(ctx, tx, op, x, ldx, ty, y, ldy, c, cin, cdt, ldc, M, N, K, batch, alpha, beta))
+        return ctx->status;
     /* Column-major: C^T [N,M] = op(Y)^T [N,K] op(X)^T [K,M].
      * Y stored row-major [K,N] is column-major [N,K] = Y^T: no transpose when ty = 0. */
     plan key;

@@ -5,7 +5,9 @@
  * every input gradient (loss = sum(out * W) with random W), thresholds per dtype. Also: range
  * errors from device-checked ids and targets, strided device copies and fills (KV-cache
  * writes), dropout masks equal to the CPU's, AdamW on device params, and no cudaMalloc in a
- * warmed-up step. Exits 77 (skipped) when no GPU is usable. */
+ * warmed-up step. Cases are chosen to reach each kernel variant: the small-M GEMV and its GEMM
+ * fall-back, the decode attention kernel (T = 1) and the tiled one. Exits 77 (skipped) when no GPU
+ * is usable. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -91,6 +93,11 @@ static tp_tensor *b_unary(tp_ctx *c, tp_tensor **x, const int *a) {
 static tp_tensor *b_swiglu(tp_ctx *c, tp_tensor **x, const int *a) {
     return tp_swiglu(c, x[0], x[1]);
 }
+static tp_tensor *b_swiglu_halves(tp_ctx *c, tp_tensor **x, const int *a) {
+    int64_t h = x[0]->shape[x[0]->ndim - 1] / 2; /* gate|up stacked on the last dim */
+    return tp_swiglu(c, tp_slice(c, x[0], x[0]->ndim - 1, 0, h),
+                     tp_slice(c, x[0], x[0]->ndim - 1, h, h));
+}
 static tp_tensor *b_matmul(tp_ctx *c, tp_tensor **x, const int *a) {
     return tp_matmul(c, x[0], x[1], a[0], a[1]);
 }
@@ -172,6 +179,8 @@ static const ocase g_cases[] = {
     {"relu", 1, {SP(2, 40, 50)}, b_unary, {9}, 1},
     {"swiglu", 2, {SP(3, 2, 7, 64), SP(3, 2, 7, 64)}, b_swiglu, {0}, 1},
     {"swiglu odd", 2, {SP(2, 3, 37), SP(2, 3, 37)}, b_swiglu, {0}, 1},
+    {"swiglu halves of one tensor", 1, {SP(3, 2, 7, 128)}, b_swiglu_halves, {0}, 1},
+    {"swiglu halves odd", 1, {SP(3, 2, 3, 74)}, b_swiglu_halves, {0}, 1},
     {"matmul", 2, {SP(2, 37, 64), SP(2, 64, 29)}, b_matmul, {0, 0}, 1},
     {"matmul ta tb", 2, {SP(2, 64, 37), SP(2, 29, 64)}, b_matmul, {1, 1}, 1},
     {"matmul batched", 2, {SP(4, 2, 3, 9, 16), SP(4, 2, 3, 16, 11)}, b_matmul, {0, 0}, 1},
@@ -182,6 +191,19 @@ static const ocase g_cases[] = {
     {"linear_add (residual as the GEMM's C)",
      3,
      {SP(3, 2, 6, 32), SP(2, 40, 32), SP(3, 2, 6, 40)},
+     b_linear_add,
+     {0},
+     1},
+    /* M <= 8 rows against a [N, K] weight: the GEMV path (K % 8 == 0) and its fall-back */
+    {"linear gemv M=1", 2, {SP(3, 1, 1, 512), SP(2, 300, 512)}, b_linear, {0}, 1},
+    {"linear gemv M=4", 2, {SP(3, 2, 2, 1024), SP(2, 257, 1024)}, b_linear, {0}, 1},
+    /* GEMV only under TP_CUDA_GEMV_MAX_M=8 (the device run repeats the test with it) */
+    {"linear M=8", 2, {SP(3, 2, 4, 1024), SP(2, 257, 1024)}, b_linear, {0}, 1},
+    {"linear gemv f32 x", 2, {SPF(3, 1, 1, 3, 64), SP(2, 48, 64)}, b_linear, {0}, 1},
+    {"linear gemv K=37 (GEMM fall-back)", 2, {SP(3, 1, 2, 37), SP(2, 20, 37)}, b_linear, {0}, 1},
+    {"linear_add gemv M=3",
+     3,
+     {SP(3, 1, 3, 256), SP(2, 100, 256), SP(3, 1, 3, 100)},
      b_linear_add,
      {0},
      1},
@@ -227,6 +249,26 @@ static const ocase g_cases[] = {
      {SP(4, 3, 4, 1, 32), SP(4, 3, 1, 11, 32), SP(4, 3, 1, 11, 32), SPK(2, F_MASK, 0, 0, 3, 11)},
      b_attention,
      {1, 10, 0, 1},
+     1},
+    /* the decode kernel (T = 1, bf16 K/V, Dh a power of two <= 256) at the models' head dims */
+    {"attention decode Dh=128 gqa S=300",
+     4,
+     {SP(4, 2, 8, 1, 128), SP(4, 2, 2, 300, 128), SP(4, 2, 2, 300, 128),
+      SPK(2, F_MASK, 0, 0, 2, 300)},
+     b_attention,
+     {1, 299, 0, 1},
+     1},
+    {"attention decode window Dh=64",
+     3,
+     {SP(4, 1, 4, 1, 64), SP(4, 1, 2, 40, 64), SP(4, 1, 2, 40, 64)},
+     b_attention,
+     {1, 39, 16, 0},
+     1},
+    {"attention decode Dh=256 mid-cache",
+     3,
+     {SP(4, 1, 2, 1, 256), SP(4, 1, 1, 20, 256), SP(4, 1, 1, 20, 256)},
+     b_attention,
+     {1, 12, 0, 0},
      1},
     {"attention full Dh=40",
      3,
