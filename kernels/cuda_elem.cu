@@ -472,6 +472,28 @@ __global__ void k_swiglu_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u
     }
 }
 
+/* gate and up as row blocks of one wider tensor (the stacked gate|up GEMM's output halves): rows
+ * of n2 bf16 pairs, pitch2 pairs apart; the output is contiguous. */
+__global__ void k_swiglu_rows_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u,
+                                     __nv_bfloat162 *o, int64_t rows, int64_t n2, int64_t gp2,
+                                     int64_t up2) {
+    GRID_LOOP(k, rows * n2) {
+        int64_t r = k / n2, c = k - r * n2;
+        float2 x = __bfloat1622float2(g[r * gp2 + c]), y = __bfloat1622float2(u[r * up2 + c]);
+        o[k] = __floats2bfloat162_rn(x.x * sigm(x.x) * y.x, x.y * sigm(x.y) * y.y);
+    }
+}
+
+/* Row pitch (elements) of t when its last dim is dense and every leading dim steps by whole rows
+ * of that pitch; 0 otherwise. */
+static int64_t row_pitch(const tp_tensor *t) {
+    int nd = t->ndim;
+    if (nd < 2 || t->stride[nd - 1] != 1) return 0;
+    for (int i = 0; i < nd - 2; i++)
+        if (t->shape[i] != 1 && t->stride[i] != t->shape[i + 1] * t->stride[i + 1]) return 0;
+    return t->stride[nd - 2];
+}
+
 __global__ void k_swiglu_bwd(tp_cu_t4 g, tp_cu_t4 u, const float *dy, float *dg, float *du,
                              int64_t n) {
     GRID_LOOP(k, n) {
@@ -491,6 +513,14 @@ tp_status tp_cu_swiglu_fwd(tp_ctx *ctx, tp_node *n) {
         k_swiglu_bf16x2<<<tp_cu_blocks(m / 2), TP_CU_THREADS, 0, tp_cu_stream>>>(
             (const __nv_bfloat162 *)g->data, (const __nv_bfloat162 *)u->data,
             (__nv_bfloat162 *)n->out->data, m / 2);
+    } else if (g->dtype == TP_BF16 && u->dtype == TP_BF16 && n->out->dtype == TP_BF16 &&
+               g->ndim >= 2 && g->shape[g->ndim - 1] % 2 == 0 && row_pitch(g) % 2 == 0 &&
+               row_pitch(u) % 2 == 0 && row_pitch(g) && row_pitch(u) &&
+               ((uintptr_t)g->data % 4 == 0) && ((uintptr_t)u->data % 4 == 0)) {
+        int64_t n2 = g->shape[g->ndim - 1] / 2;
+        k_swiglu_rows_bf16x2<<<tp_cu_blocks(m / 2), TP_CU_THREADS, 0, tp_cu_stream>>>(
+            (const __nv_bfloat162 *)g->data, (const __nv_bfloat162 *)u->data,
+            (__nv_bfloat162 *)n->out->data, m / 2 / n2, n2, row_pitch(g) / 2, row_pitch(u) / 2);
     } else {
         k_swiglu<<<tp_cu_blocks(m), TP_CU_THREADS, 0, tp_cu_stream>>>(
             tp_cu_view(g), tp_cu_view(u), n->out->data, (int)n->out->dtype, m);

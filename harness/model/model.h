@@ -29,6 +29,9 @@ typedef struct tp_layer_weights {
     /* Set by tp_model_fuse_qkv: the owner of wq|wk|wv stacked by rows ([Q+2KV, D]) and of
      * bq|bk|bv; wq/wk/wv/bq/bk/bv are then non-owning views of it. NULL: three projections. */
     tp_tensor *wqkv, *bqkv;
+    /* Set by tp_model_fuse_qkv too: the owner of w_gate|w_up stacked by rows ([2I, D]); the
+     * forward runs one GEMM and SwiGLU reads the two halves of its output. */
+    tp_tensor *wgu;
 } tp_layer_weights;
 
 typedef struct tp_model {
@@ -67,8 +70,9 @@ tp_status tp_model_init_random(tp_model **out, const tp_model_config *cfg, uint6
                                tp_err *err);
 
 void tp_model_free(tp_model *m);
-/* Stacks each layer's q/k/v weights (and biases) into one tensor so the forward runs one GEMM
- * for them (fuse.c). Same results; done for GPU models at load. Frozen weights only. */
+/* Stacks each layer's q/k/v weights (and biases) into one tensor, and its gate/up weights into
+ * another, so the forward runs one GEMM for each group (fuse.c). Same results; done for GPU
+ * models at load. Frozen weights only. */
 tp_status tp_model_fuse_qkv(tp_model *m, tp_err *err);
 
 /* A config for random models: fills the fields tp_model_config_load would, from the

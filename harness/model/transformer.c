@@ -191,10 +191,9 @@ static tp_tensor *layer_forward(tp_model *m, tp_ctx *ctx, int l, tp_tensor *x, t
     int64_t H = c->num_attention_heads, Hkv = c->num_key_value_heads, Dh = c->head_dim;
     float eps = (float)c->rms_norm_eps;
 
-    tp_tensor *h = tp_rmsnorm(ctx, x, w->attn_norm, eps), *q, *k, *v;
+    tp_tensor *h = tp_rmsnorm(ctx, x, w->attn_norm, eps), *q, *k, *v, *qkv = NULL;
     if (w->wqkv) { /* one GEMM; q, k, v are head slices of its [B,T,H+2Hkv,Dh] output */
-        tp_tensor *qkv =
-            tp_reshape(ctx, tp_linear(ctx, h, w->wqkv, w->bqkv), TP_DIMS(B, T, H + 2 * Hkv, Dh));
+        qkv = tp_reshape(ctx, tp_linear(ctx, h, w->wqkv, w->bqkv), TP_DIMS(B, T, H + 2 * Hkv, Dh));
         q = tp_transpose(ctx, tp_slice(ctx, qkv, 2, 0, H), 1, 2);
         k = tp_transpose(ctx, tp_slice(ctx, qkv, 2, H, Hkv), 1, 2);
         v = tp_transpose(ctx, tp_slice(ctx, qkv, 2, H + Hkv, Hkv), 1, 2);
@@ -203,8 +202,18 @@ static tp_tensor *layer_forward(tp_model *m, tp_ctx *ctx, int l, tp_tensor *x, t
         k = split_heads(ctx, tp_linear(ctx, h, w->wk, w->bk), B, T, Hkv, Dh);
         v = split_heads(ctx, tp_linear(ctx, h, w->wv, w->bv), B, T, Hkv, Dh);
     }
-    q = tp_rope(ctx, q, pos, &m->rope);
-    k = tp_rope(ctx, k, pos, &m->rope);
+    if (qkv && B == 1) {
+        /* one rope launch for q and k: they are adjacent head blocks of the qkv output, and at
+         * batch 1 the q block of the result is contiguous, as attention wants it (at B > 1 it
+         * would be copied, so there the two launches stay) */
+        tp_tensor *qk =
+            tp_rope(ctx, tp_transpose(ctx, tp_slice(ctx, qkv, 2, 0, H + Hkv), 1, 2), pos, &m->rope);
+        q = tp_slice(ctx, qk, 1, 0, H);
+        k = tp_slice(ctx, qk, 1, H, Hkv);
+    } else {
+        q = tp_rope(ctx, q, pos, &m->rope);
+        k = tp_rope(ctx, k, pos, &m->rope);
+    }
     tp_attn_cfg ac = {1, 0, c->sliding_window > 0 ? c->sliding_window : 0, 0.0f};
     if (cache && k && v) {
         ac.q_offset = cache->len;
@@ -216,8 +225,17 @@ static tp_tensor *layer_forward(tp_model *m, tp_ctx *ctx, int l, tp_tensor *x, t
     /* residual adds ride in the o and down GEMMs (linear_add: one kernel instead of two) */
     x = w->bo ? tp_add(ctx, x, tp_linear(ctx, a, w->wo, w->bo)) : tp_linear_add(ctx, a, w->wo, x);
     h = tp_rmsnorm(ctx, x, w->mlp_norm, eps);
-    tp_tensor *g =
-        tp_swiglu(ctx, tp_linear(ctx, h, w->w_gate, NULL), tp_linear(ctx, h, w->w_up, NULL));
+    tp_tensor *g;
+    /* one GEMM for gate|up when the rows are few (decode, batch-1 encode: one weight stream,
+     * one launch); at 536 rows cuBLASLt's pick for the [2I, D] weight ran at ~440 TFLOP/s
+     * against ~700 for the two halves (H100, ncu), so there the w_gate/w_up views run apart */
+    if (w->wgu && B * T <= 128) {
+        int64_t I = w->w_gate->shape[0];
+        tp_tensor *gu = tp_linear(ctx, h, w->wgu, NULL);
+        g = tp_swiglu(ctx, tp_slice(ctx, gu, 2, 0, I), tp_slice(ctx, gu, 2, I, I));
+    } else {
+        g = tp_swiglu(ctx, tp_linear(ctx, h, w->w_gate, NULL), tp_linear(ctx, h, w->w_up, NULL));
+    }
     return tp_linear_add(ctx, g, w->w_down, x);
 }
 

@@ -1,7 +1,8 @@
 /* test_fuse_qkv.c — tp_model_fuse_qkv (GPU models run it at load): the stacked q/k/v projection
  * gives the same logits and the same input gradient as three projections, with and without
  * biases (Qwen2), through padded batches and the KV cache; the old weight slots stay readable
- * views of the stacked tensor. */
+ * views of the stacked tensor. The gate/up stacking (one [2I, D] GEMM, SwiGLU on its halves) is
+ * checked by the same comparisons. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +10,12 @@
 
 #include "model_testutil.h"
 
-/* logits [B,T,V] for fixed ids and a padded second row, plus d(sum logits * r)/d(embeds) */
-static int run(tp_model *m, float **logits, float **gemb) {
-    enum { B = 2, T = 6 };
-    int32_t ids[B * T] = {3, 7, 11, 2, 9, 40, 5, 5, 17, 30, 1, 0};
-    float mask[B * T] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+/* logits [B,T,V] for fixed ids and a padded second row, plus d(sum logits * r)/d(embeds); B is
+ * 1 or 2 (batch 1 takes the joint q/k rope of the fused layout) */
+static int run(tp_model *m, int B, float **logits, float **gemb) {
+    enum { T = 6 };
+    int32_t ids[2 * T] = {3, 7, 11, 2, 9, 40, 5, 5, 17, 30, 1, 0};
+    float mask[2 * T] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
     tp_ctx *ctx = tp_ctx_new(TP_CPU);
     tp_err err = {0};
     tp_tensor *e = tp_model_embed(m, ctx, tp_from_i32(ctx, TP_DIMS(B, T), ids), &err);
@@ -70,9 +72,11 @@ static void check_arch(tp_arch arch, const char *name) {
     tp_model *m = tu_tiny(arch, 2, 77);
     TP_CHECK(m != NULL);
     if (!m) return;
-    float *l0 = NULL, *g0 = NULL, *l1 = NULL, *g1 = NULL;
+    float *l0 = NULL, *g0 = NULL, *l1 = NULL, *g1 = NULL, *b0 = NULL, *h0 = NULL, *b1 = NULL,
+          *h1 = NULL;
     int32_t d0[4], d1[4];
-    TP_CHECK(run(m, &l0, &g0));
+    TP_CHECK(run(m, 2, &l0, &g0));
+    TP_CHECK(run(m, 1, &b0, &h0));
     TP_CHECK(decode(m, d0));
     float *wk_before = tu_host(m->layers[1].wk);
     tp_err err = {0};
@@ -86,7 +90,12 @@ static void check_arch(tp_arch arch, const char *name) {
              memcmp(wk_before, wk_after, (size_t)tp_numel(w->wk) * sizeof(float)) == 0);
     TP_CHECK((char *)w->wk->data ==
              (char *)w->wqkv->data + tp_numel(w->wq) * (int64_t)sizeof(float));
-    TP_CHECK(run(m, &l1, &g1));
+    /* gate|up: one [2I, D] owner, w_up its second half */
+    TP_CHECK(w->wgu && w->wgu->shape[0] == 2 * w->w_gate->shape[0]);
+    TP_CHECK(w->wgu && (char *)w->w_up->data ==
+                           (char *)w->wgu->data + tp_numel(w->w_gate) * (int64_t)sizeof(float));
+    TP_CHECK(run(m, 2, &l1, &g1));
+    TP_CHECK(run(m, 1, &b1, &h1));
     TP_CHECK(decode(m, d1));
     int64_t nl = 2 * 6 * (int64_t)m->cfg.vocab_size, ng = 2 * 6 * (int64_t)m->cfg.hidden_size;
     if (l0 && l1 && g0 && g1) {
@@ -95,9 +104,14 @@ static void check_arch(tp_arch arch, const char *name) {
                 el, eg);
         TP_CHECKF(el < 1e-5 && eg < 1e-5, "%s: logits err %g, grad err %g", name, el, eg);
     }
+    if (b0 && b1 && h0 && h1) {
+        double el = tu_rel_err(b1, b0, nl / 2, 1e-6), eg = tu_rel_err(h1, h0, ng / 2, 1e-6);
+        TP_CHECKF(el < 1e-5 && eg < 1e-5, "%s batch 1: logits err %g, grad err %g", name, el, eg);
+    }
     TP_CHECK(memcmp(d0, d1, sizeof d0) == 0);
     TP_CHECK(tp_model_fuse_qkv(m, &err) == TP_OK); /* again: a no-op */
     free(l0), free(g0), free(l1), free(g1), free(wk_before), free(wk_after);
+    free(b0), free(h0), free(b1), free(h1);
     tp_model_free(m); /* frees the views and the stacked owner (ASan checks) */
 }
 
