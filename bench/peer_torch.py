@@ -9,6 +9,7 @@ bench table can show the ratio measured in one invocation:
   end_to_end       the three above in sequence
   receiver_direct  Mistral-7B one forward over an ~80-token text prompt, last logits
   text_relay       sender greedily generates 50 tokens (KV cache), receiver classifies the text
+  decode_token     one generated token of the sender at a cache of seq + relay_tokens/2 keys
   train_step       batch-8 bridge forward + receiver forward + backward to the soft tokens
                    (receiver weights frozen) + AdamW step on the bridge
 Weights are random bf16 (speed does not depend on their values), built on the GPU from the real
@@ -182,7 +183,7 @@ def compiled_train_row(a, bridge, receiver, emb, h, mask, prim, tgt, opt, save):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", default="1,8,32")
-    ap.add_argument("--cases", default="sender_encode,bridge,receiver_decode,end_to_end,receiver_direct,text_relay,train_step,attention")
+    ap.add_argument("--cases", default="sender_encode,bridge,receiver_decode,end_to_end,receiver_direct,text_relay,train_step,attention,decode_token")
     ap.add_argument("--layers", type=int, default=0, help="truncate both models (smoke runs)")
     ap.add_argument("--sender-layer", type=int, default=16)
     ap.add_argument("--seq", type=int, default=67)
@@ -259,6 +260,24 @@ def main():
                 out = receiver.model(input_ids=torch.cat([direct[:, :30], text], 1))
                 return receiver.lm_head(out.last_hidden_state[:, -1])
 
+        # decode_token: one generated token at a cache of seq + relay_tokens/2 keys, the cache
+        # cropped back after each step (as ours rewinds it)
+        L0 = a.seq + a.relay_tokens // 2
+        tok = torch.randint(0, 32000, (B, 1), device="cuda", generator=g)
+        dcache = None
+        if "decode_token" in cases and B <= 8:
+            from transformers import DynamicCache
+            with torch.no_grad():
+                dcache = DynamicCache()
+                sender(input_ids=torch.randint(0, 32000, (B, L0), device="cuda", generator=g),
+                       past_key_values=dcache, use_cache=True)
+
+        def decode_token():
+            with torch.no_grad():
+                out = sender(input_ids=tok, past_key_values=dcache, use_cache=True)
+                dcache.crop(L0)
+                return out.logits[:, -1]
+
         opt = torch.optim.AdamW(bridge.parameters(), lr=2e-4, weight_decay=0.01)
 
         def train_step():
@@ -296,7 +315,7 @@ def main():
 
         fns = dict(sender_encode=sender_encode, bridge=run_bridge, receiver_decode=lambda: receiver_decode(soft0),
                    end_to_end=end_to_end, receiver_direct=receiver_direct, text_relay=text_relay,
-                   train_step=train_step, attention=attention)
+                   train_step=train_step, attention=attention, decode_token=decode_token)
         if a.compile and B == 1:  # compiled last: minutes of compiling must not cost eager rows
             compile_args = (a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0, ell, cases)
         if a.compile and B == 8 and "train_step" in cases:
@@ -306,7 +325,7 @@ def main():
                 continue
             if c == "train_step" and B != 8:
                 continue
-            if c == "text_relay" and B > 8:
+            if c in ("text_relay", "decode_token") and B > 8:
                 continue
             torch.cuda.reset_peak_memory_stats()
             iters = max(3, a.iters // 3) if c == "text_relay" else a.iters

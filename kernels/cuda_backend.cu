@@ -307,6 +307,10 @@ extern "C" tp_status tp_cuda_get_info(tp_cuda_info *info, tp_err *err) {
     ERR_CHECK(cudaMemGetInfo(&info->free_bytes, &info->total_bytes));
     ERR_CHECK(cudaRuntimeGetVersion(&info->runtime_version));
     ERR_CHECK(cudaDriverGetVersion(&info->driver_version));
+    int clk_khz = 0, bus_bits = 0;
+    ERR_CHECK(cudaDeviceGetAttribute(&clk_khz, cudaDevAttrMemoryClockRate, 0));
+    ERR_CHECK(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0));
+    info->peak_bw = (double)clk_khz * 1e3 * 2.0 * (double)bus_bits / 8.0;
     return TP_OK;
 }
 

@@ -25,6 +25,9 @@ typedef struct tp_cuda_info {
     int sm_count, cc_major, cc_minor;
     size_t total_bytes, free_bytes;
     int runtime_version, driver_version;
+    /* the memory system's peak, bytes/s (memory clock x 2 (DDR) x bus width): the bench states
+     * achieved bandwidth as a fraction of it */
+    double peak_bw;
 } tp_cuda_info;
 
 tp_status tp_cuda_get_info(tp_cuda_info *info, tp_err *err);

@@ -42,6 +42,7 @@ typedef struct brow {
     char impl[16], kase[32], device[128];
     int batch;
     double ms, peak_mb;
+    double bytes; /* decode_token: bytes one step reads (weights + KV cache); else 0 */
 } brow;
 
 typedef struct bench {
@@ -60,12 +61,13 @@ typedef struct bench {
     tp_rng rng;
     double t_start; /* now_ms() at the start, for --deadline */
     int train_bf16; /* the bridge's trainable params are bf16 (train_step's precision) */
+    double peak_bw; /* the device's memory bandwidth, bytes/s (0: unknown) */
 } bench;
 
-static const char *const k_cases[] = {"sender_encode", "bridge",          "receiver_decode",
-                                      "end_to_end",    "receiver_direct", "text_relay",
-                                      "train_step",    "bridge_graph",    "attention"};
-#define N_CASES 9
+static const char *const k_cases[] = {
+    "sender_encode", "bridge",     "receiver_decode", "end_to_end", "receiver_direct",
+    "text_relay",    "train_step", "bridge_graph",    "attention",  "decode_token"};
+#define N_CASES 10
 
 static int want_case(const tp_bench_opts *o, const char *name) {
     if (!o->cases || !o->cases[0]) return 1;
@@ -229,6 +231,36 @@ static tp_status text_relay(bench *b, tp_err *err) {
     return s;
 }
 
+/* One generated token: the sender's KV-cache step (ids [B,1], last-position logits) at a cache
+ * of seq + relay_tokens/2 keys, the middle of the relay's generation. The cache is rewound
+ * before each step, so every call reads the same amount. */
+static int decode_len(const bench *b) {
+    return b->o->seq + b->o->relay_tokens / 2;
+}
+
+static tp_status decode_token(bench *b, tp_err *err) {
+    b->kc->len = decode_len(b);
+    tp_fwd_in in = {0};
+    in.ids = rand_ids(b, b->B, 1, vocab_hi(b));
+    in.logits = TP_LOGITS_LAST;
+    in.cache = b->kc;
+    tp_fwd_out out;
+    if (!in.ids) return ctx_err(b, err, "decode ids");
+    return tp_model_forward(b->snd, b->ctx, &in, &out, err);
+}
+
+/* Bytes one decode step must read at least: every weight of the sender but the embedding table
+ * (B rows of it), and the cached keys and values of every layer. */
+static double decode_bytes(const bench *b) {
+    const tp_model_config *c = &b->snd->cfg;
+    double D = c->hidden_size, H = c->num_attention_heads, Hkv = c->num_key_value_heads;
+    double Dh = c->head_dim, I = c->intermediate_size, V = c->vocab_size;
+    double es = (double)tp_dtype_size(b->snd->wdtype);
+    double layer = D * (H + 2 * Hkv) * Dh + H * Dh * D + 3 * D * I + 2 * D;
+    double kv = 2.0 * b->B * Hkv * (decode_len(b) + 1) * Dh * es;
+    return c->num_hidden_layers * (layer * es + kv) + (V * D + D) * es;
+}
+
 static tp_status train_step(bench *b, tp_err *err) {
     tp_tensor *soft = bridge(b, b->h, 1, err), *tgt = NULL;
     if (!soft) return err->code;
@@ -279,6 +311,8 @@ static tp_status run_case(bench *b, int kase, tp_err *err) {
         tp_tensor *o = tp_attention(b->ctx, b->aq, b->ak, b->av, b->hmask, &ac);
         return o ? TP_OK : ctx_err(b, err, "attention");
     }
+    case 9:
+        return decode_token(b, err);
     default:
         return train_step(b, err);
     }
@@ -361,6 +395,16 @@ static tp_status time_case(bench *b, int kase, double *med, tp_err *err) {
     return s;
 }
 
+/* decode_token: "  X GB read, Y TB/s = Z% of the device's P TB/s" */
+static void bw_note(const bench *b, const brow *r, char *buf, size_t n) {
+    double tbps = r->bytes / (r->ms * 1e-3) / 1e12;
+    if (b->peak_bw > 0)
+        snprintf(buf, n, "  %.2f GB read, %.2f TB/s = %.0f%% of the device's %.2f TB/s",
+                 r->bytes / 1e9, tbps, 100.0 * tbps * 1e12 / b->peak_bw, b->peak_bw / 1e12);
+    else
+        snprintf(buf, n, "  %.2f GB read, %.2f TB/s", r->bytes / 1e9, tbps);
+}
+
 static void add_row(bench *b, const char *impl, const char *kase, int batch, double ms,
                     double peak_mb, const char *device) {
     if (b->n_rows >= MAX_ROWS) return;
@@ -424,8 +468,10 @@ static tp_status batch_setup(bench *b, tp_err *err) {
     }
     tp_kv_cache_free(b->kc);
     b->kc = NULL;
-    if (b->B <= 8 && want_case(b->o, "text_relay"))
+    if (b->B <= 8 && (want_case(b->o, "text_relay") || want_case(b->o, "decode_token"))) {
         TP_TRY(tp_kv_cache_new(&b->kc, b->snd, b->B, b->o->seq + b->o->relay_tokens, err));
+        TP_TRY(tp_fill_value(b->kc->mask, 1.0)); /* decode_token reads a full prefix */
+    }
     return TP_OK;
 }
 
@@ -469,9 +515,10 @@ static void run_peer(bench *b, tp_err *err) {
              "%s%s '%s' --batches '%s' --cases '%s' --layers %d --sender-layer %d --seq %d --soft "
              "%d --relay-tokens %d --iters %d --out '%s'%s",
              lim, o->python ? o->python : "python3", o->peer, o->batches,
-             o->cases && o->cases[0] ? o->cases
-                                     : "sender_encode,bridge,receiver_decode,end_to_end,"
-                                       "receiver_direct,text_relay,train_step,attention",
+             o->cases && o->cases[0]
+                 ? o->cases
+                 : "sender_encode,bridge,receiver_decode,end_to_end,"
+                   "receiver_direct,text_relay,train_step,attention,decode_token",
              o->layers, o->sender_layer, o->seq, o->soft, o->relay_tokens, o->iters, out,
              o->peer_compile ? " --compile" : "");
     fprintf(stderr, "bench: running the PyTorch peer: %s\n", cmd);
@@ -560,6 +607,13 @@ static void print_md(const bench *b, FILE *f) {
     }
     if (find(b, "telepathy", "train_step", 8))
         fprintf(f, "\ntrain_step (ours): %s.\n", train_note(b));
+    for (int i = 0; i < b->n_rows; i++) {
+        const brow *r = &b->rows[i];
+        if (strcmp(r->impl, "telepathy") || strcmp(r->kase, "decode_token")) continue;
+        char bw[160];
+        bw_note(b, r, bw, sizeof bw);
+        fprintf(f, "\ndecode_token (ours), batch %d, %.2f ms per token:%s.\n", r->batch, r->ms, bw);
+    }
 }
 
 static void write_json(const bench *b, const char *path) {
@@ -569,6 +623,12 @@ static void write_json(const bench *b, const char *path) {
         json_t *row = json_pack("{s:s,s:s,s:i,s:f,s:f,s:s}", "impl", r->impl, "case", r->kase,
                                 "batch", r->batch, "ms", r->ms, "peak_mb",
                                 isnan(r->peak_mb) ? -1.0 : r->peak_mb, "device", r->device);
+        if (row && r->bytes > 0) {
+            json_object_set_new(row, "bytes", json_real(r->bytes));
+            json_object_set_new(row, "tb_per_s", json_real(r->bytes / (r->ms * 1e-3) / 1e12));
+            if (b->peak_bw > 0)
+                json_object_set_new(row, "peak_tb_per_s", json_real(b->peak_bw / 1e12));
+        }
         if (row && !strcmp(r->impl, "telepathy") && !strcmp(r->kase, "train_step"))
             json_object_set_new(row, "train_precision",
                                 json_string(b->train_bf16 ? "bf16" : "f32"));
@@ -637,6 +697,7 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
         tp_cuda_info info;
         TP_TRY(tp_cuda_get_info(&info, err));
         snprintf(b->device, sizeof b->device, "%s", info.name);
+        b->peak_bw = info.peak_bw;
     }
 #else
     if (o->device == TP_CUDA)
@@ -687,7 +748,7 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
         s = batch_setup(b, err);
         for (int k = 0; s == TP_OK && k < N_CASES; k++) {
             if (!want_case(o, k_cases[k])) continue;
-            if (k == 5 && b->B > 8) continue;
+            if ((k == 5 || k == 9) && b->B > 8) continue;
             if (k == 6 && b->B != 8) continue;
             if (k == 7 && o->device != TP_CUDA) continue;
             double ms = 0;
@@ -714,8 +775,11 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
                 continue;
             }
             add_row(b, "telepathy", k_cases[k], b->B, ms, peak_mb(b), b->device);
-            fprintf(stderr, "  %-16s B=%-3d %10.2f ms  peak %.1f GiB%s%s\n", k_cases[k], b->B, ms,
-                    peak_mb(b) / 1024, k == 6 ? "  " : "", k == 6 ? train_note(b) : "");
+            if (k == 9) b->rows[b->n_rows - 1].bytes = decode_bytes(b);
+            char bw[160] = "";
+            if (k == 9) bw_note(b, &b->rows[b->n_rows - 1], bw, sizeof bw);
+            fprintf(stderr, "  %-16s B=%-3d %10.2f ms  peak %.1f GiB%s%s%s\n", k_cases[k], b->B, ms,
+                    peak_mb(b) / 1024, k == 6 ? "  " : "", k == 6 ? train_note(b) : "", bw);
         }
         const char *c = strchr(p, ',');
         p = c ? c + 1 : NULL;

@@ -14,9 +14,13 @@ check() { if ! eval "$1"; then echo "FAIL: $2"; fail=1; fi; }
 rc=$?
 check '[ $rc -eq 0 ]' "tiny cpu bench exits 0 (got $rc): $(tail -3 "$D/err")"
 check '[ -s "$D/b.json" ] && [ -s "$D/b.md" ]' "json and markdown written"
-# 7 cases at batch 1 (no train_step), 8 at batch 8 (attention included)
+# 8 cases at batch 1 (no train_step), 9 at batch 8 (attention and decode_token included)
 n=$(grep -c '"impl": "telepathy"' "$D/b.json" 2>/dev/null || echo 0)
-check '[ "$n" -eq 15 ]' "15 telepathy rows in the JSON (got $n)"
+check '[ "$n" -eq 17 ]' "17 telepathy rows in the JSON (got $n)"
+# decode_token states what one step reads and the bandwidth that makes
+check 'grep -q "| decode_token | 8 |" "$D/b.md"' "markdown has the decode_token row at batch 8"
+check 'grep -q "^decode_token (ours), batch 1, .* GB read, .* TB/s" "$D/b.md"' "decode_token bandwidth note"
+check '[ "$(grep -c "\"tb_per_s\"" "$D/b.json")" -eq 2 ]' "decode_token rows carry tb_per_s"
 check 'grep -q "| attention | 1 |" "$D/b.md"' "markdown has the attention row"
 check 'grep -q "| train_step | 8 |" "$D/b.md"' "markdown has the train_step row at batch 8"
 check '! grep -q "| train_step | 1 |" "$D/b.md"' "train_step only at batch 8"
