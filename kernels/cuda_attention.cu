@@ -240,6 +240,7 @@ __global__ void k_attn_tile(attn_args a, int SC) {
 #define DEC_THREADS 1024
 
 __global__ void __launch_bounds__(DEC_THREADS) k_attn_decode(attn_args a, int Spad) {
+    tp_cu_pdl_trigger(); /* the o GEMV may stream its weights meanwhile */
     extern __shared__ float sm[];
     const int Dh = (int)a.Dh, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int nwarp = DEC_THREADS / 32;

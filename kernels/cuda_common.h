@@ -139,6 +139,18 @@ __device__ __forceinline__ int64_t vidx(int64_t k, const int64_t *sh, const tp_c
     return v.contig ? k : off4(k, sh, v.st);
 }
 
+/* Programmatic dependent launch (sm_90): a kernel that precedes a GEMV lets the GEMV's blocks
+ * be scheduled while it still runs (tp_cu_pdl_trigger at its start); the GEMV, launched with the
+ * programmatic-serialization attribute, streams its first weights and then waits
+ * (tp_cu_pdl_wait) for the full completion and memory flush of the kernel before it. Both are
+ * no-ops for launches without the attribute. */
+__device__ __forceinline__ void tp_cu_pdl_trigger() {
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+__device__ __forceinline__ void tp_cu_pdl_wait() {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

@@ -466,6 +466,7 @@ __global__ void k_swiglu(tp_cu_t4 g, tp_cu_t4 u, void *o, int odt, int64_t n) {
 
 __global__ void k_swiglu_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u, __nv_bfloat162 *o,
                                 int64_t n2) {
+    tp_cu_pdl_trigger(); /* the down GEMV may stream its weights meanwhile */
     GRID_LOOP(k, n2) {
         float2 x = __bfloat1622float2(g[k]), y = __bfloat1622float2(u[k]);
         o[k] = __floats2bfloat162_rn(x.x * sigm(x.x) * y.x, x.y * sigm(x.y) * y.y);
@@ -477,6 +478,7 @@ __global__ void k_swiglu_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u
 __global__ void k_swiglu_rows_bf16x2(const __nv_bfloat162 *g, const __nv_bfloat162 *u,
                                      __nv_bfloat162 *o, int64_t rows, int64_t n2, int64_t gp2,
                                      int64_t up2) {
+    tp_cu_pdl_trigger();
     GRID_LOOP(k, rows * n2) {
         int64_t r = k / n2, c = k - r * n2;
         float2 x = __bfloat1622float2(g[r * gp2 + c]), y = __bfloat1622float2(u[r * up2 + c]);

@@ -226,10 +226,11 @@ static const void *convert(tp_ctx *ctx, tp_dtype from, const void *p, tp_dtype t
  * reads), eight loads in flight per lane before any arithmetic (four reached 2.25-2.95 TB/s), f32
  * accumulation, one shuffle reduction per output. Rows of W are independent, so there is no split-K
  * and no second launch. */
-/* up to 8 rows are built; by default only up to 4 take the path: at 8 rows (text relay, batch 8)
- * the per-element conversions made it slower than cuBLASLt (H100: 813 vs 685 ms a relay) */
+/* up to 8 rows are built; by default only up to 2 take the path: at 8 rows (text relay, batch 8)
+ * the per-element conversions made it slower than cuBLASLt (H100: 813 vs 685 ms a relay), and
+ * decode_token at batch 4 took 8.48 ms against 7.42 at batch 8 through cuBLASLt */
 #define GEMV_MAX_M     8
-#define GEMV_DEFAULT_M 4
+#define GEMV_DEFAULT_M 2
 #define GEMV_THREADS   256
 
 __device__ __forceinline__ void gemv_fma8(float *acc, const uint4 &w, const uint4 &x) {
@@ -248,23 +249,35 @@ __global__ void __launch_bounds__(GEMV_THREADS)
            int64_t ldw, TO *c, const TO *cin, int64_t ldc, int64_t N, int64_t K) {
     const int64_t n = ((int64_t)blockIdx.x * GEMV_THREADS + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
-    if (n >= N) return; /* whole warps leave together */
+    if (n >= N) { /* whole warps leave together */
+        tp_cu_pdl_wait();
+        return;
+    }
     const uint4 *wr = (const uint4 *)(w + n * ldw);
     const int64_t K8 = K / 8;
     float acc[MM];
 #pragma unroll
     for (int m = 0; m < MM; m++) acc[m] = 0.0f;
     int64_t i = lane;
-    for (; i + 7 * 32 < K8; i += 8 * 32) { /* eight 16-byte loads in flight per lane */
-        uint4 wv[8];
+    uint4 wv[8]; /* eight 16-byte loads in flight per lane */
+    int have = i + 7 * 32 < K8;
+    if (have)
 #pragma unroll
         for (int r = 0; r < 8; r++) wv[r] = __ldcs(wr + i + r * 32);
+    /* the weights do not depend on the kernel before; x and cin do (see tp_cu_pdl_wait) */
+    tp_cu_pdl_wait();
+    while (have) {
 #pragma unroll
         for (int m = 0; m < MM; m++) {
             const uint4 *xr = (const uint4 *)(x + m * ldx) + i;
 #pragma unroll
             for (int r = 0; r < 8; r++) gemv_fma8(&acc[m], wv[r], __ldg(xr + r * 32));
         }
+        i += 8 * 32;
+        have = i + 7 * 32 < K8;
+        if (have)
+#pragma unroll
+            for (int r = 0; r < 8; r++) wv[r] = __ldcs(wr + i + r * 32);
     }
     for (; i + 96 < K8; i += 128) {
         uint4 w0 = __ldcs(wr + i), w1 = __ldcs(wr + i + 32), w2 = __ldcs(wr + i + 64),
@@ -307,26 +320,59 @@ static int gemv_max_m(void) {
     return v;
 }
 
-template <typename TO>
-static void gemv_launch(int M, const __nv_bfloat16 *x, int64_t ldx, const __nv_bfloat16 *w,
-                        int64_t ldw, TO *c, const TO *cin, int64_t ldc, int64_t N, int64_t K) {
-    unsigned blocks = (unsigned)((N * 32 + GEMV_THREADS - 1) / GEMV_THREADS);
-#define GEMV_CASE(MM)                                                                              \
-    case MM:                                                                                       \
-        k_gemv<MM, TO>                                                                             \
-            <<<blocks, GEMV_THREADS, 0, tp_cu_stream>>>(x, ldx, w, ldw, c, cin, ldc, N, K);        \
-        break;
-    switch (M) {
-        GEMV_CASE(1)
-        GEMV_CASE(2)
-        GEMV_CASE(3)
-        GEMV_CASE(4)
-        GEMV_CASE(5)
-        GEMV_CASE(6)
-        GEMV_CASE(7)
-        GEMV_CASE(8)
+static int pdl_enabled(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TP_CUDA_PDL"); /* 0: plain launches (A/B timing) */
+        v = !(e && strcmp(e, "0") == 0);
     }
-#undef GEMV_CASE
+    return v;
+}
+
+/* launched with programmatic stream serialization (see tp_cu_pdl_wait), unless turned off or
+ * being captured into a graph */
+template <int MM, typename TO>
+static cudaError_t gemv_go(unsigned blocks, const __nv_bfloat16 *x, int64_t ldx,
+                           const __nv_bfloat16 *w, int64_t ldw, TO *c, const TO *cin, int64_t ldc,
+                           int64_t N, int64_t K) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(GEMV_THREADS);
+    cfg.stream = tp_cu_stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    if (pdl_enabled() && !tp_cu_capturing()) {
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+    }
+    return cudaLaunchKernelEx(&cfg, k_gemv<MM, TO>, x, ldx, w, ldw, c, cin, ldc, N, K);
+}
+
+template <typename TO>
+static cudaError_t gemv_launch(int M, const __nv_bfloat16 *x, int64_t ldx, const __nv_bfloat16 *w,
+                               int64_t ldw, TO *c, const TO *cin, int64_t ldc, int64_t N,
+                               int64_t K) {
+    unsigned blocks = (unsigned)((N * 32 + GEMV_THREADS - 1) / GEMV_THREADS);
+    switch (M) {
+    case 1:
+        return gemv_go<1, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 2:
+        return gemv_go<2, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 3:
+        return gemv_go<3, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 4:
+        return gemv_go<4, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 5:
+        return gemv_go<5, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 6:
+        return gemv_go<6, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 7:
+        return gemv_go<7, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    case 8:
+        return gemv_go<8, TO>(blocks, x, ldx, w, ldw, c, cin, ldc, N, K);
+    }
+    return cudaErrorInvalidValue;
 }
 
 /* Takes the GEMV path when the problem is one it covers: returns 1 when it launched (ctx status
@@ -340,13 +386,15 @@ static int try_gemv(tp_ctx *ctx, int tx, tp_dtype op, const void *x, int64_t ldx
     uintptr_t bits = (uintptr_t)x | (uintptr_t)y;
     if ((bits & 15) || (K & 7) || (ldx & 7) || (ldy & 7) || N > (INT64_MAX >> 6)) return 0;
     const void *ci = beta == 1.0f ? cin : NULL;
+    cudaError_t e;
     if (cdt == TP_BF16)
-        gemv_launch<__nv_bfloat16>((int)M, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)y,
-                                   ldy, (__nv_bfloat16 *)c, (const __nv_bfloat16 *)ci, ldc, N, K);
+        e = gemv_launch<__nv_bfloat16>((int)M, (const __nv_bfloat16 *)x, ldx,
+                                       (const __nv_bfloat16 *)y, ldy, (__nv_bfloat16 *)c,
+                                       (const __nv_bfloat16 *)ci, ldc, N, K);
     else
-        gemv_launch<float>((int)M, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)y, ldy,
-                           (float *)c, (const float *)ci, ldc, N, K);
-    cudaError_t e = cudaGetLastError();
+        e = gemv_launch<float>((int)M, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)y, ldy,
+                               (float *)c, (const float *)ci, ldc, N, K);
+    if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess)
         tp_ctx_fail(ctx, TP_ECUDA, "%s:%d: kernel gemv: %s", __FILE__, __LINE__,
                     cudaGetErrorString(e));

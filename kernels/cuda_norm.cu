@@ -25,6 +25,7 @@ __global__ void k_rmsnorm(const void *x, int xdt, const void *w, int wdt, void *
 /* 8 bf16 per thread in one 16-byte load: x, w, y bf16, D % 8 == 0. */
 __global__ void k_rmsnorm_bf16(const uint4 *x, const uint4 *w, uint4 *y, int64_t D8, float eps,
                                float invD) {
+    tp_cu_pdl_trigger(); /* the next GEMV may stream its weights meanwhile */
     __shared__ float sh[32];
     const uint4 *xr = x + blockIdx.x * D8;
     uint4 *yr = y + blockIdx.x * D8;

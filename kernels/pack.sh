@@ -14,7 +14,7 @@ for t in tp_script tp_gitinfo; do
   cmake --build build-cuda -j "$JOBS" --target "$t" || echo "pack.sh: warning: $t did not build" >&2
 done
 files=()
-for t in telepathy tests/test_cuda_ops tests/test_cuda_model tests/test_ops; do
+for t in telepathy tests/test_cuda_ops tests/test_cuda_model tests/test_ops tests/test_cuda_optim; do
   if make -C build-cuda "$(basename $t)/fast" >/dev/null; then files+=("$t"); else
     echo "pack.sh: $t did not build; packing the rest" >&2
   fi

@@ -197,7 +197,7 @@ static const ocase g_cases[] = {
     /* M <= 8 rows against a [N, K] weight: the GEMV path (K % 8 == 0) and its fall-back */
     {"linear gemv M=1", 2, {SP(3, 1, 1, 512), SP(2, 300, 512)}, b_linear, {0}, 1},
     {"linear gemv M=4", 2, {SP(3, 2, 2, 1024), SP(2, 257, 1024)}, b_linear, {0}, 1},
-    /* GEMV only under TP_CUDA_GEMV_MAX_M=8 (the device run repeats the test with it) */
+    /* GEMV at M > 2 only under TP_CUDA_GEMV_MAX_M (the device run repeats the test with 8) */
     {"linear M=8", 2, {SP(3, 2, 4, 1024), SP(2, 257, 1024)}, b_linear, {0}, 1},
     {"linear gemv f32 x", 2, {SPF(3, 1, 1, 3, 64), SP(2, 48, 64)}, b_linear, {0}, 1},
     {"linear gemv K=37 (GEMM fall-back)", 2, {SP(3, 1, 2, 37), SP(2, 20, 37)}, b_linear, {0}, 1},
