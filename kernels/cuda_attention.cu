@@ -1,12 +1,15 @@
 /* cuda_attention.cu — CUDA scaled-dot-product attention with grouped KV heads, causal mask with
  * q_offset, sliding window and key padding (semantics of cpu_attention.c).
- * Forward: a fused flash-style kernel, one block per tile of 16 query rows of one head, keys and
+ * Forward: for up to 32 query rows per head with bf16 K/V (decode, the Perceiver's latents, the
+ * receiver's short inputs) a kernel with one block per query row; otherwise a fused flash-style
+ * kernel, one block per tile of 16 query rows of one head, keys and
  * values streamed through shared memory with an online softmax, so no score matrix is written;
  * the row log-sum-exp is saved for backward (-inf for a row that sees no key: its output is 0).
  * Backward: through GEMMs, since the study's sequences are short: the G = H/Hkv query heads of a
  * KV group are contiguous in q, so q viewed as [B*Hkv, G*T, Dh] against k [B*Hkv, S, Dh] makes
  * every product one strided batch (scores, dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda_common.h"
@@ -228,55 +231,62 @@ __global__ void k_attn_tile(attn_args a, int SC) {
             a.lse[bh * a.T + t0 + r] = rl[r] > 0.0f ? rm[r] + logf(rl[r]) : -INFINITY;
 }
 
-/* Decode: one query row per (b, h) (T = 1: the KV-cache step). The tiled kernel above walks the
- * keys in chunks with two barriers each, which at one row is latency: 18 us per sender layer per
- * generated token (ncu, round 3). Here one block per (b, h) scores every visible key at once:
- * Dh/8 lanes share a key (one 16-byte load each, four keys in flight per lane group), the
- * scores sit in shared memory for one block-wide max and sum, then P V runs with Dh/2 threads
- * per key group (bf16 pairs) and the groups' partial rows are summed in shared memory. With
- * only B*H blocks (32 at batch 1), each runs 1024 threads so a cache of a few hundred keys is
- * read in one or two rounds of loads per thread: at 256 threads the kernel was latency-bound
- * (21 us per layer, no faster than the tiled kernel). */
-#define DEC_THREADS 1024
+/* Short query tiles, one block per query row: the KV-cache step (T = 1) and the Perceiver's 16
+ * latents. The tiled kernel above walks the keys in chunks with two barriers each, which at a few
+ * rows is latency: 18 us per sender layer per generated token, 109 us for the bridge's
+ * cross-attention (8 blocks of 16 rows at head dim 512; ncu, rounds 2-3). Here each block scores
+ * every visible key of its row at once: min(32, Dh/8) lanes share a key (CH 16-byte loads each,
+ * four keys in flight per lane group), the scores sit in shared memory for one block-wide max and
+ * sum, then P V runs with Dh/2 threads per key group (bf16 pairs) and the groups' partial rows
+ * are summed in shared memory. 1024 threads, so a few hundred keys are read in one or two rounds
+ * of loads per thread (at 256 threads decode was latency-bound: 21 us per layer). */
+#define ROWS_THREADS 1024
 
-__global__ void __launch_bounds__(DEC_THREADS) k_attn_decode(attn_args a, int Spad) {
+template <int CH>
+__global__ void __launch_bounds__(ROWS_THREADS) k_attn_rows(attn_args a, int Spad) {
     tp_cu_pdl_trigger(); /* the o GEMV may stream its weights meanwhile */
     extern __shared__ float sm[];
     const int Dh = (int)a.Dh, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int nwarp = DEC_THREADS / 32;
-    const int64_t bh = blockIdx.x, h = bh % a.H, b = bh / a.H, kvh = h / (a.H / a.Hkv);
+    const int nwarp = ROWS_THREADS / 32;
+    const int64_t row = blockIdx.x, bh = row / a.T, t = row % a.T;
+    const int64_t h = bh % a.H, b = bh / a.H, kvh = h / (a.H / a.Hkv);
     float *qs = sm, *ps = qs + Dh, *red = ps + Spad, *part = red + 32;
-    for (int d = tid; d < Dh; d += DEC_THREADS) qs[d] = ldf(a.q, a.qdt, bh * Dh + d) * a.scale;
+    for (int d = tid; d < Dh; d += ROWS_THREADS) qs[d] = ldf(a.q, a.qdt, row * Dh + d) * a.scale;
     __syncthreads();
     int64_t lo, hi;
-    key_range(a, 0, &lo, &hi);
+    key_range(a, t, &lo, &hi);
     const int n = hi > lo ? (int)(hi - lo) : 0;
-    /* scores */
-    const int LPK = Dh / 8, KPW = 32 / LPK, sub = lane / LPK, seg = lane % LPK;
-    float qr[8];
+    /* scores: LPK lanes per key, lane seg holds dims [seg*8*CH, (seg+1)*8*CH) */
+    const int LPK = Dh / (8 * CH), KPW = 32 / LPK, sub = lane / LPK, seg = lane % LPK;
+    float qr[8 * CH];
 #pragma unroll
-    for (int i = 0; i < 8; i++) qr[i] = qs[seg * 8 + i];
-    const __nv_bfloat16 *kp = (const __nv_bfloat16 *)a.k + b * a.ks[0] + kvh * a.ks[1] + seg * 8;
+    for (int i = 0; i < 8 * CH; i++) qr[i] = qs[seg * 8 * CH + i];
+    const __nv_bfloat16 *kp =
+        (const __nv_bfloat16 *)a.k + b * a.ks[0] + kvh * a.ks[1] + seg * 8 * CH;
     const int step = nwarp * KPW;
     for (int base = warp * KPW; base < n; base += 4 * step) { /* warp-uniform bound */
-        uint4 u[4];
+        uint4 u[4][CH];
         float mk[4]; /* the padding mask, loaded with the keys (not after the dot products) */
 #pragma unroll
         for (int r = 0; r < 4; r++) {
             int j = base + r * step + sub;
-            u[r] = j < n ? *(const uint4 *)(kp + (lo + j) * a.ks[2]) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int c = 0; c < CH; c++)
+                u[r][c] = j < n ? *((const uint4 *)(kp + (lo + j) * a.ks[2]) + c)
+                                : make_uint4(0, 0, 0, 0);
             mk[r] = a.mask && j < n && seg == 0 ? ldf(a.mask, a.mdt, b * a.S + lo + j) : 1.0f;
         }
 #pragma unroll
         for (int r = 0; r < 4; r++) {
             int j = base + r * step + sub;
             float dot = 0.0f;
-            if (j < n) {
-                const __nv_bfloat162 *k2 = (const __nv_bfloat162 *)&u[r];
+#pragma unroll
+            for (int c = 0; c < CH; c++) {
+                const __nv_bfloat162 *k2 = (const __nv_bfloat162 *)&u[r][c];
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     float2 f = __bfloat1622float2(k2[e]);
-                    dot = fmaf(qr[2 * e], f.x, fmaf(qr[2 * e + 1], f.y, dot));
+                    dot = fmaf(qr[c * 8 + 2 * e], f.x, fmaf(qr[c * 8 + 2 * e + 1], f.y, dot));
                 }
             }
             for (int o = LPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
@@ -285,17 +295,17 @@ __global__ void __launch_bounds__(DEC_THREADS) k_attn_decode(attn_args a, int Sp
     }
     __syncthreads();
     float mx = -INFINITY;
-    for (int j = tid; j < n; j += DEC_THREADS) mx = fmaxf(mx, ps[j]);
+    for (int j = tid; j < n; j += ROWS_THREADS) mx = fmaxf(mx, ps[j]);
     mx = block_max(mx, red);
     float sum = 0.0f;
-    for (int j = tid; j < n; j += DEC_THREADS) {
+    for (int j = tid; j < n; j += ROWS_THREADS) {
         float p = mx == -INFINITY ? 0.0f : expf(ps[j] - mx);
         ps[j] = p;
         sum += p;
     }
     sum = block_sum(sum, red); /* its barriers also publish ps */
     /* P V: thread -> (key group g, bf16 pair dp) */
-    const int DP = Dh / 2, NG = DEC_THREADS / DP, g = tid / DP, dp = tid % DP;
+    const int DP = Dh / 2, NG = ROWS_THREADS / DP, g = tid / DP, dp = tid % DP;
     const __nv_bfloat16 *vp = (const __nv_bfloat16 *)a.v + b * a.vs[0] + kvh * a.vs[1] + 2 * dp;
     float ax = 0.0f, ay = 0.0f;
 #pragma unroll 8
@@ -309,24 +319,34 @@ __global__ void __launch_bounds__(DEC_THREADS) k_attn_decode(attn_args a, int Sp
     part[g * Dh + 2 * dp + 1] = ay;
     __syncthreads();
     const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-    for (int d = tid; d < Dh; d += DEC_THREADS) {
+    for (int d = tid; d < Dh; d += ROWS_THREADS) {
         float o = 0.0f;
         for (int k = 0; k < NG; k++) o += part[k * Dh + d];
-        stf(a.o, a.odt, bh * Dh + d, o * inv);
+        stf(a.o, a.odt, row * Dh + d, o * inv);
     }
-    if (a.lse && tid == 0) a.lse[bh] = sum > 0.0f ? mx + logf(sum) : -INFINITY;
+    if (a.lse && tid == 0) a.lse[row] = sum > 0.0f ? mx + logf(sum) : -INFINITY;
 }
 
-/* Shared memory of the decode kernel for this problem, or 0 when it does not apply. */
-static size_t decode_smem(const attn_args &a, int *Spad) {
+/* Rows per (b, h) up to which the row kernel runs (TP_CUDA_ATTN_ROWS_MAX_T overrides; 0 = off). */
+static int rows_max_t(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TP_CUDA_ATTN_ROWS_MAX_T");
+        v = e && *e ? atoi(e) : 32;
+    }
+    return v;
+}
+
+/* Shared memory of the row kernel for this problem, or 0 when it does not apply. */
+static size_t rows_smem(const attn_args &a, int *Spad) {
     const int64_t Dh = a.Dh;
-    if (a.T != 1 || a.kdt != (int)TP_BF16 || a.vdt != (int)TP_BF16) return 0;
-    if (Dh < 8 || Dh > 256 || (Dh & (Dh - 1))) return 0;
+    if (a.T > rows_max_t() || a.kdt != (int)TP_BF16 || a.vdt != (int)TP_BF16) return 0;
+    if (Dh < 8 || Dh > 512 || (Dh & (Dh - 1))) return 0;
     if (((uintptr_t)a.k & 15) || ((uintptr_t)a.v & 3)) return 0;
     for (int i = 0; i < 3; i++)
         if ((a.ks[i] & 7) || (a.vs[i] & 1)) return 0;
     *Spad = (int)((a.S + 3) & ~3LL);
-    size_t bytes = sizeof(float) * (size_t)(Dh + *Spad + 32 + (DEC_THREADS / (Dh / 2)) * Dh);
+    size_t bytes = sizeof(float) * (size_t)(Dh + *Spad + 32 + (ROWS_THREADS / (Dh / 2)) * Dh);
     return bytes <= 48 * 1024 ? bytes : 0;
 }
 
@@ -377,10 +397,14 @@ tp_status tp_cu_attention_fwd(tp_ctx *ctx, tp_node *n) {
         return TP_OK;
     }
     int Spad = 0;
-    size_t dsm = decode_smem(a, &Spad);
-    if (dsm) {
-        k_attn_decode<<<(unsigned)(a.B * a.H), DEC_THREADS, dsm, tp_cu_stream>>>(a, Spad);
-        CUDA_LAUNCH_CHECK(ctx, "attention (decode)");
+    size_t rsm = rows_smem(a, &Spad);
+    if (rsm) {
+        unsigned blocks = (unsigned)(a.B * a.H * a.T);
+        if (a.Dh <= 256)
+            k_attn_rows<1><<<blocks, ROWS_THREADS, rsm, tp_cu_stream>>>(a, Spad);
+        else
+            k_attn_rows<2><<<blocks, ROWS_THREADS, rsm, tp_cu_stream>>>(a, Spad);
+        CUDA_LAUNCH_CHECK(ctx, "attention (rows)");
         return TP_OK;
     }
     int SC = attn_chunk(a.Dh);

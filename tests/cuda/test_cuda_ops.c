@@ -6,8 +6,8 @@
  * errors from device-checked ids and targets, strided device copies and fills (KV-cache
  * writes), dropout masks equal to the CPU's, AdamW on device params, and no cudaMalloc in a
  * warmed-up step. Cases are chosen to reach each kernel variant: the small-M GEMV and its GEMM
- * fall-back, the decode attention kernel (T = 1) and the tiled one. Exits 77 (skipped) when no GPU
- * is usable. */
+ * fall-back, the row attention kernel (T <= 32, bf16 K/V) and the tiled one. Exits 77 (skipped)
+ * when no GPU is usable. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -269,6 +269,21 @@ static const ocase g_cases[] = {
      {SP(4, 1, 2, 1, 256), SP(4, 1, 1, 20, 256), SP(4, 1, 1, 20, 256)},
      b_attention,
      {1, 12, 0, 0},
+     1},
+    /* the row kernel (T <= 32) at the Perceiver's cross-attention shape, and the tiled one past it
+     */
+    {"attention rows Dh=512 T=16 (bridge)",
+     4,
+     {SP(4, 1, 8, 16, 512), SP(4, 1, 8, 67, 512), SP(4, 1, 8, 67, 512),
+      SPK(2, F_MASK, 0, 0, 1, 67)},
+     b_attention,
+     {0, 0, 0, 1},
+     1},
+    {"attention tiled T=40 gqa causal mask",
+     4,
+     {SP(4, 2, 4, 40, 64), SP(4, 2, 2, 40, 64), SP(4, 2, 2, 40, 64), SPK(2, F_MASK, 0, 0, 2, 40)},
+     b_attention,
+     {1, 0, 0, 1},
      1},
     {"attention full Dh=40",
      3,
