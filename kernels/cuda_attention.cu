@@ -327,7 +327,11 @@ __global__ void __launch_bounds__(ROWS_THREADS) k_attn_rows(attn_args a, int Spa
     if (a.lse && tid == 0) a.lse[row] = sum > 0.0f ? mx + logf(sum) : -INFINITY;
 }
 
-/* Rows per (b, h) up to which the row kernel runs (TP_CUDA_ATTN_ROWS_MAX_T overrides; 0 = off). */
+/* Rows per (b, h) up to which the row kernel may run (TP_CUDA_ATTN_ROWS_MAX_T overrides; 0 =
+ * off). Past one row it runs only while its blocks are few (B*H*T <= 256), where the tiled
+ * kernel leaves most SMs idle: H100, the bridge at B=1 (128 rows of Dh 512) 1.02 -> 0.77 ms, but
+ * the receiver's 23-row inputs (736 rows at B=1, 5,888 at B=8) ran slower than tiled (6.82 ->
+ * 7.26 and 8.92 -> 14.22 ms a forward). */
 static int rows_max_t(void) {
     static int v = -1;
     if (v < 0) {
@@ -341,6 +345,7 @@ static int rows_max_t(void) {
 static size_t rows_smem(const attn_args &a, int *Spad) {
     const int64_t Dh = a.Dh;
     if (a.T > rows_max_t() || a.kdt != (int)TP_BF16 || a.vdt != (int)TP_BF16) return 0;
+    if (a.T > 1 && a.B * a.H * a.T > 256) return 0;
     if (Dh < 8 || Dh > 512 || (Dh & (Dh - 1))) return 0;
     if (((uintptr_t)a.k & 15) || ((uintptr_t)a.v & 3)) return 0;
     for (int i = 0; i < 3; i++)
