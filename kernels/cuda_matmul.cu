@@ -309,8 +309,10 @@ __global__ void __launch_bounds__(GEMV_THREADS)
         }
 }
 
+static int g_gemv_fma_max = -1, g_gemv_mma_max = -1; /* -1: from the environment */
+
 static int gemv_max_m(void) {
-    static int v = -1;
+    int &v = g_gemv_fma_max;
     if (v < 0) {
         const char *e = getenv("TP_CUDA_GEMV_MAX_M"); /* 0 turns the path off (A/B timing) */
         v = e && *e ? atoi(e) : GEMV_DEFAULT_M;
@@ -375,19 +377,139 @@ static cudaError_t gemv_launch(int M, const __nv_bfloat16 *x, int64_t ldx, const
     return cudaErrorInvalidValue;
 }
 
+/* ---- 3..16 rows: the same weight stream through tensor cores ----
+ * At 4-8 rows the FMA GEMV above spends more on converting x than on loading W, and cuBLASLt's
+ * kernels for these shapes reached ~2.0 TB/s (decode_token at B=8, round 4). One mma.sync
+ * m16n8k16 per 16 k: a block owns 8 weight rows (the mma's n) and its 8 warps split K; each lane
+ * loads 16 contiguous bytes of one weight row and of one x row per 32 k, and the k order inside
+ * the 32 is permuted identically for A and B (a dot product does not care), so the loads stay
+ * 16 bytes wide. x rows past M (the mma's m is 16) are zeros. The warps' partial 16x8 tiles are
+ * summed in shared memory. */
+#define GEMV_MMA_WARPS 8
+
+__device__ __forceinline__ void mma_bf16_16x8x16(float *d, uint32_t a0, uint32_t a1, uint32_t a2,
+                                                 uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <typename TO>
+__global__ void __launch_bounds__(GEMV_MMA_WARPS * 32)
+    k_gemv_mma(const __nv_bfloat16 *__restrict__ x, int64_t ldx,
+               const __nv_bfloat16 *__restrict__ w, int64_t ldw, TO *c, const TO *cin, int64_t ldc,
+               int M, int64_t N, int64_t K) {
+    __shared__ float part[GEMV_MMA_WARPS][16][8];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, r = lane >> 2, q = lane & 3;
+    const int64_t n0 = (int64_t)blockIdx.x * 8, nrow = n0 + r;
+    const bool wok = nrow < N, x0ok = r < M, x1ok = r + 8 < M;
+    const uint4 *wr = (const uint4 *)(w + (wok ? nrow : 0) * ldw) + q;
+    const uint4 *xa_p = (const uint4 *)(x + (x0ok ? r : 0) * ldx) + q;
+    const uint4 *xb_p = (const uint4 *)(x + (x1ok ? r + 8 : 0) * ldx) + q;
+    const uint4 zero = make_uint4(0, 0, 0, 0);
+    const int64_t K32 = K / 32, per = (K32 + GEMV_MMA_WARPS - 1) / GEMV_MMA_WARPS;
+    const int64_t c0 = warp * per, c1 = c0 + per < K32 ? c0 + per : K32;
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    uint4 wv[8];
+    int64_t j = c0;
+    int nl = c1 - j < 8 ? (int)(c1 - j) : 8; /* warp-uniform */
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        if (i < nl) wv[i] = wok ? __ldcs(wr + (j + i) * 4) : zero;
+    tp_cu_pdl_wait(); /* x and cin come from the kernel before */
+    while (nl > 0) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            if (i >= nl) break;
+            uint4 xa = x0ok ? __ldg(xa_p + (j + i) * 4) : zero;
+            uint4 xb = x1ok ? __ldg(xb_p + (j + i) * 4) : zero;
+            mma_bf16_16x8x16(d, xa.x, xb.x, xa.y, xb.y, wv[i].x, wv[i].y);
+            mma_bf16_16x8x16(d, xa.z, xb.z, xa.w, xb.w, wv[i].z, wv[i].w);
+        }
+        j += nl;
+        nl = c1 - j < 8 ? (int)(c1 - j) : 8;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            if (i < nl) wv[i] = wok ? __ldcs(wr + (j + i) * 4) : zero;
+    }
+    part[warp][r][2 * q] = d[0];
+    part[warp][r][2 * q + 1] = d[1];
+    part[warp][r + 8][2 * q] = d[2];
+    part[warp][r + 8][2 * q + 1] = d[3];
+    __syncthreads();
+    if (threadIdx.x < 128) {
+        const int m = threadIdx.x >> 3, nn = threadIdx.x & 7;
+        const int64_t n = n0 + nn;
+        if (m < M && n < N) {
+            float v = 0.0f;
+#pragma unroll
+            for (int k = 0; k < GEMV_MMA_WARPS; k++) v += part[k][m][nn];
+            if (cin) v += (float)cin[m * ldc + n];
+            c[m * ldc + n] = (TO)v;
+        }
+    }
+}
+
+static int gemv_mma_max_m(void) {
+    int &v = g_gemv_mma_max;
+    if (v < 0) {
+        /* off unless asked for: correct (test_cuda_ops) but measured slower than cuBLASLt on the
+         * H100 (decode_token B=4 9.40 vs 7.08 ms, B=8 9.83 vs 7.42, the bridge at B=1 1.01 vs
+         * 0.77): ~1.1-1.6 TB/s where the FMA GEMV streams 2.5-3 TB/s; not yet profiled */
+        const char *e = getenv("TP_CUDA_GEMV_MMA_MAX_M");
+        v = e && *e ? atoi(e) : 0;
+        if (v < 0) v = 0;
+        if (v > 16) v = 16;
+    }
+    return v;
+}
+
+template <typename TO>
+static cudaError_t gemv_mma_launch(int M, const __nv_bfloat16 *x, int64_t ldx,
+                                   const __nv_bfloat16 *w, int64_t ldw, TO *c, const TO *cin,
+                                   int64_t ldc, int64_t N, int64_t K) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)((N + 7) / 8));
+    cfg.blockDim = dim3(GEMV_MMA_WARPS * 32);
+    cfg.stream = tp_cu_stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    if (pdl_enabled() && !tp_cu_capturing()) {
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+    }
+    return cudaLaunchKernelEx(&cfg, k_gemv_mma<TO>, x, ldx, w, ldw, c, cin, ldc, M, N, K);
+}
+
+extern "C" void tp_cuda_set_gemv_rows(int fma_max_m, int mma_max_m) {
+    g_gemv_fma_max = fma_max_m < 0 ? -1 : fma_max_m > GEMV_MAX_M ? GEMV_MAX_M : fma_max_m;
+    g_gemv_mma_max = mma_max_m < 0 ? -1 : mma_max_m > 16 ? 16 : mma_max_m;
+}
+
 /* Takes the GEMV path when the problem is one it covers: returns 1 when it launched (ctx status
  * says whether the launch failed), 0 when the caller should run the GEMM. */
 static int try_gemv(tp_ctx *ctx, int tx, tp_dtype op, const void *x, int64_t ldx, int ty,
                     const void *y, int64_t ldy, void *c, const void *cin, tp_dtype cdt, int64_t ldc,
                     int64_t M, int64_t N, int64_t K, int64_t batch, float alpha, float beta) {
-    if (M > gemv_max_m() || batch != 1 || tx || !ty || op != TP_BF16 || alpha != 1.0f ||
+    int fma = M <= gemv_max_m(), mma = !fma && M <= gemv_mma_max_m();
+    if ((!fma && !mma) || batch != 1 || tx || !ty || op != TP_BF16 || alpha != 1.0f ||
         (beta != 0.0f && beta != 1.0f) || (cdt != TP_BF16 && cdt != TP_F32))
         return 0;
     uintptr_t bits = (uintptr_t)x | (uintptr_t)y;
     if ((bits & 15) || (K & 7) || (ldx & 7) || (ldy & 7) || N > (INT64_MAX >> 6)) return 0;
+    if (mma && (K & 31)) return 0;
     const void *ci = beta == 1.0f ? cin : NULL;
     cudaError_t e;
-    if (cdt == TP_BF16)
+    if (mma && cdt == TP_BF16)
+        e = gemv_mma_launch<__nv_bfloat16>((int)M, (const __nv_bfloat16 *)x, ldx,
+                                           (const __nv_bfloat16 *)y, ldy, (__nv_bfloat16 *)c,
+                                           (const __nv_bfloat16 *)ci, ldc, N, K);
+    else if (mma)
+        e = gemv_mma_launch<float>((int)M, (const __nv_bfloat16 *)x, ldx, (const __nv_bfloat16 *)y,
+                                   ldy, (float *)c, (const float *)ci, ldc, N, K);
+    else if (cdt == TP_BF16)
         e = gemv_launch<__nv_bfloat16>((int)M, (const __nv_bfloat16 *)x, ldx,
                                        (const __nv_bfloat16 *)y, ldy, (__nv_bfloat16 *)c,
                                        (const __nv_bfloat16 *)ci, ldc, N, K);

@@ -38,6 +38,11 @@ tp_status tp_cuda_sync(tp_err *err);
 size_t tp_cuda_bytes_in_use(void);
 size_t tp_cuda_peak_bytes(void);
 void tp_cuda_reset_peak(void);
+/* Row limits of the GEMV paths (cuda_matmul.cu): up to fma_max_m rows take the FMA GEMV (at
+ * most 8), then up to mma_max_m the tensor-core one (at most 16), the rest cuBLASLt; -1 restores
+ * the default (TP_CUDA_GEMV_MAX_M / TP_CUDA_GEMV_MMA_MAX_M, else 2 and 0). For tests and A/B
+ * timing. */
+void tp_cuda_set_gemv_rows(int fma_max_m, int mma_max_m);
 /* Number of cudaMalloc calls so far (a warmed-up step must not add any). */
 uint64_t tp_cuda_malloc_count(void);
 

@@ -6,8 +6,8 @@
  * errors from device-checked ids and targets, strided device copies and fills (KV-cache
  * writes), dropout masks equal to the CPU's, AdamW on device params, and no cudaMalloc in a
  * warmed-up step. Cases are chosen to reach each kernel variant: the small-M GEMV and its GEMM
- * fall-back, the row attention kernel (T <= 32, bf16 K/V) and the tiled one. Exits 77 (skipped)
- * when no GPU is usable. */
+ * fall-back, the tensor-core GEMV (3..16 rows, opt-in), the row attention kernel (T <= 32, bf16
+ * K/V) and the tiled one. Exits 77 (skipped) when no GPU is usable. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -197,9 +197,19 @@ static const ocase g_cases[] = {
     /* M <= 8 rows against a [N, K] weight: the GEMV path (K % 8 == 0) and its fall-back */
     {"linear gemv M=1", 2, {SP(3, 1, 1, 512), SP(2, 300, 512)}, b_linear, {0}, 1},
     {"linear gemv M=4", 2, {SP(3, 2, 2, 1024), SP(2, 257, 1024)}, b_linear, {0}, 1},
-    /* GEMV at M > 2 only under TP_CUDA_GEMV_MAX_M (the device run repeats the test with 8) */
+    /* 3..8 rows: cuBLASLt by default; test_gemv_paths repeats every linear case under each GEMV */
     {"linear M=8", 2, {SP(3, 2, 4, 1024), SP(2, 257, 1024)}, b_linear, {0}, 1},
     {"linear gemv f32 x", 2, {SPF(3, 1, 1, 3, 64), SP(2, 48, 64)}, b_linear, {0}, 1},
+    /* 3..16 rows: the tensor-core GEMV (K % 32 == 0; opt-in, covered by test_gemv_paths), the
+     * bridge's 16 latents at batch 1 */
+    {"linear gemv mma M=16", 2, {SP(3, 1, 16, 512), SP(2, 72, 512)}, b_linear, {0}, 1},
+    {"linear gemv mma M=12 N tail", 2, {SP(3, 2, 6, 256), SP(2, 101, 256)}, b_linear, {0}, 1},
+    {"linear_add gemv mma M=16",
+     3,
+     {SP(3, 1, 16, 1024), SP(2, 40, 1024), SP(3, 1, 16, 40)},
+     b_linear_add,
+     {0},
+     1},
     {"linear gemv K=37 (GEMM fall-back)", 2, {SP(3, 1, 2, 37), SP(2, 20, 37)}, b_linear, {0}, 1},
     {"linear_add gemv M=3",
      3,
@@ -485,6 +495,25 @@ static void test_ops_vs_cpu(void) {
     tp_ctx_free(gc);
 }
 
+/* The linear cases again under each GEMV path: cuBLASLt only, the FMA GEMV up to 8 rows, the
+ * tensor-core GEMV up to 16 rows (the defaults take only some of them). */
+static void test_gemv_paths(void) {
+    tp_ctx *cc = tp_ctx_new(TP_CPU), *gc = tp_ctx_new(TP_CUDA);
+    const int rows[3][2] = {{0, 0}, {8, 0}, {0, 16}};
+    const tp_dtype dts[3] = {TP_F32, TP_BF16, TP_F16};
+    for (int p = 0; p < 3; p++) {
+        tp_cuda_set_gemv_rows(rows[p][0], rows[p][1]);
+        fprintf(stderr, "  gemv rows: fma <= %d, mma <= %d\n", rows[p][0], rows[p][1]);
+        for (size_t i = 0; i < sizeof g_cases / sizeof g_cases[0]; i++)
+            if (!strncmp(g_cases[i].name, "linear", 6))
+                for (int d = 0; d < 3; d++)
+                    run_case(&g_cases[i], dts[d], cc, gc, g_seed + 7919 * (p + 1) + i * 3 + d);
+    }
+    tp_cuda_set_gemv_rows(-1, -1);
+    tp_ctx_free(cc);
+    tp_ctx_free(gc);
+}
+
 /* ids and targets are checked on the device; errors name the op and the bad value */
 static void test_range_errors(void) {
     tp_ctx *g = tp_ctx_new(TP_CUDA);
@@ -670,10 +699,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "seed %llu (rerun with TP_TEST_SEED=%llu)\n", (unsigned long long)g_seed,
             (unsigned long long)g_seed);
     static const tp_test_case cases[] = {
-        TP_CASE(test_ops_vs_cpu),          TP_CASE(test_range_errors),
-        TP_CASE(test_strided_device_copy), TP_CASE(test_dropout_matches_cpu),
-        TP_CASE(test_train_step_device),   TP_CASE(test_graph_replay),
-        TP_CASE(test_large_upload),
+        TP_CASE(test_ops_vs_cpu),          TP_CASE(test_gemv_paths),
+        TP_CASE(test_range_errors),        TP_CASE(test_strided_device_copy),
+        TP_CASE(test_dropout_matches_cpu), TP_CASE(test_train_step_device),
+        TP_CASE(test_graph_replay),        TP_CASE(test_large_upload),
     };
     return tp_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
