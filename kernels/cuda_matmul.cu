@@ -389,13 +389,13 @@ static cudaError_t gemv_launch(int M, const __nv_bfloat16 *x, int64_t ldx, const
 
 __device__ __forceinline__ void mma_bf16_16x8x16(float *d, uint32_t a0, uint32_t a1, uint32_t a2,
                                                  uint32_t a3, uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <typename TO>
+template <bool TWO, typename TO> /* TWO: rows 8..15 exist (M > 8) */
 __global__ void __launch_bounds__(GEMV_MMA_WARPS * 32)
     k_gemv_mma(const __nv_bfloat16 *__restrict__ x, int64_t ldx,
                const __nv_bfloat16 *__restrict__ w, int64_t ldw, TO *c, const TO *cin, int64_t ldc,
@@ -403,40 +403,42 @@ __global__ void __launch_bounds__(GEMV_MMA_WARPS * 32)
     __shared__ float part[GEMV_MMA_WARPS][16][8];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, r = lane >> 2, q = lane & 3;
     const int64_t n0 = (int64_t)blockIdx.x * 8, nrow = n0 + r;
-    const bool wok = nrow < N, x0ok = r < M, x1ok = r + 8 < M;
+    const bool wok = nrow < N, x0ok = r < M, x1ok = TWO && r + 8 < M;
     const uint4 *wr = (const uint4 *)(w + (wok ? nrow : 0) * ldw) + q;
     const uint4 *xa_p = (const uint4 *)(x + (x0ok ? r : 0) * ldx) + q;
     const uint4 *xb_p = (const uint4 *)(x + (x1ok ? r + 8 : 0) * ldx) + q;
     const uint4 zero = make_uint4(0, 0, 0, 0);
     const int64_t K32 = K / 32, per = (K32 + GEMV_MMA_WARPS - 1) / GEMV_MMA_WARPS;
     const int64_t c0 = warp * per, c1 = c0 + per < K32 ? c0 + per : K32;
-    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    float d[4] = {0.0f, 0.0f, 0.0f, 0.0f}, e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     uint4 wv[8];
     int64_t j = c0;
     int nl = c1 - j < 8 ? (int)(c1 - j) : 8; /* warp-uniform */
 #pragma unroll
-    for (int i = 0; i < 8; i++)
-        if (i < nl) wv[i] = wok ? __ldcs(wr + (j + i) * 4) : zero;
+    for (int i = 0; i < 8; i++) wv[i] = i < nl && wok ? __ldcs(wr + (j + i) * 4) : zero;
     tp_cu_pdl_wait(); /* x and cin come from the kernel before */
     while (nl > 0) {
+        /* every x load of the round in flight at once (a load per mma was L2-latency-bound) */
+        uint4 xa[8], xb[8];
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            if (i >= nl) break;
-            uint4 xa = x0ok ? __ldg(xa_p + (j + i) * 4) : zero;
-            uint4 xb = x1ok ? __ldg(xb_p + (j + i) * 4) : zero;
-            mma_bf16_16x8x16(d, xa.x, xb.x, xa.y, xb.y, wv[i].x, wv[i].y);
-            mma_bf16_16x8x16(d, xa.z, xb.z, xa.w, xb.w, wv[i].z, wv[i].w);
+            xa[i] = i < nl && x0ok ? __ldg(xa_p + (j + i) * 4) : zero;
+            xb[i] = TWO && i < nl && x1ok ? __ldg(xb_p + (j + i) * 4) : zero;
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++) { /* two accumulators: the two mmas of a chunk run apart */
+            mma_bf16_16x8x16(d, xa[i].x, xb[i].x, xa[i].y, xb[i].y, wv[i].x, wv[i].y);
+            mma_bf16_16x8x16(e, xa[i].z, xb[i].z, xa[i].w, xb[i].w, wv[i].z, wv[i].w);
         }
         j += nl;
         nl = c1 - j < 8 ? (int)(c1 - j) : 8;
 #pragma unroll
-        for (int i = 0; i < 8; i++)
-            if (i < nl) wv[i] = wok ? __ldcs(wr + (j + i) * 4) : zero;
+        for (int i = 0; i < 8; i++) wv[i] = i < nl && wok ? __ldcs(wr + (j + i) * 4) : zero;
     }
-    part[warp][r][2 * q] = d[0];
-    part[warp][r][2 * q + 1] = d[1];
-    part[warp][r + 8][2 * q] = d[2];
-    part[warp][r + 8][2 * q + 1] = d[3];
+    part[warp][r][2 * q] = d[0] + e[0];
+    part[warp][r][2 * q + 1] = d[1] + e[1];
+    part[warp][r + 8][2 * q] = d[2] + e[2];
+    part[warp][r + 8][2 * q + 1] = d[3] + e[3];
     __syncthreads();
     if (threadIdx.x < 128) {
         const int m = threadIdx.x >> 3, nn = threadIdx.x & 7;
@@ -480,7 +482,9 @@ static cudaError_t gemv_mma_launch(int M, const __nv_bfloat16 *x, int64_t ldx,
         cfg.attrs = at;
         cfg.numAttrs = 1;
     }
-    return cudaLaunchKernelEx(&cfg, k_gemv_mma<TO>, x, ldx, w, ldw, c, cin, ldc, M, N, K);
+    if (M > 8)
+        return cudaLaunchKernelEx(&cfg, k_gemv_mma<true, TO>, x, ldx, w, ldw, c, cin, ldc, M, N, K);
+    return cudaLaunchKernelEx(&cfg, k_gemv_mma<false, TO>, x, ldx, w, ldw, c, cin, ldc, M, N, K);
 }
 
 extern "C" void tp_cuda_set_gemv_rows(int fma_max_m, int mma_max_m) {
