@@ -456,9 +456,10 @@ __global__ void __launch_bounds__(GEMV_MMA_WARPS * 32)
 static int gemv_mma_max_m(void) {
     int &v = g_gemv_mma_max;
     if (v < 0) {
-        /* off unless asked for: correct (test_cuda_ops) but measured slower than cuBLASLt on the
-         * H100 (decode_token B=4 9.40 vs 7.08 ms, B=8 9.83 vs 7.42, the bridge at B=1 1.01 vs
-         * 0.77): ~1.1-1.6 TB/s where the FMA GEMV streams 2.5-3 TB/s; not yet profiled */
+        /* off unless asked for: correct (test_cuda_ops) but not faster than cuBLASLt: the first
+         * version streamed ~1.1-1.6 TB/s on the H100 (x loads one L2 trip per mma); with a
+         * round's x loads together it is within 3-6 % of cuBLASLt on an H200 (decode_token B=4
+         * 5.48 vs 5.34 ms, B=8 6.03 vs 5.68), occupancy register-bound at 37.5 % */
         const char *e = getenv("TP_CUDA_GEMV_MMA_MAX_M");
         v = e && *e ? atoi(e) : 0;
         if (v < 0) v = 0;
