@@ -7,6 +7,7 @@
 #   3 core     tests/test_ops: core's op table, each case also compared on CUDA
 #   4 model    tests/test_cuda_model: tiny golden models on CUDA vs CPU (f32 and bf16 weights,
 #              padded batches, KV-cache decode) and a short training run on CUDA vs CPU
+#   4b optim   tests/test_cuda_optim: bf16 AdamW on the GPU vs the CPU (when packed)
 #   5 bench    telepathy bench: the study's cases on the real shapes, ours and peer_torch.py
 # Writes at most 8 files under $OUT: summary.txt, bench.json, bench.md, logs/<stage>.log.
 # TP_NO_PEER=1 leaves the PyTorch peer out (a quick check of ours); TP_BENCH_CASES=a,b picks cases.
@@ -53,6 +54,7 @@ stage env 60 bash -c "nvidia-smi; echo; ldd $BIN/telepathy | grep -i -E 'cu|blas
 stage ops ${TP_OPS_TIMEOUT:-120} "$BIN/tests/test_cuda_ops"
 stage core ${TP_CORE_TIMEOUT:-60} "$BIN/tests/test_ops"
 stage model ${TP_MODEL_TIMEOUT:-90} "$BIN/tests/test_cuda_model"
+[ -x "$BIN/tests/test_cuda_optim" ] && stage optim 60 "$BIN/tests/test_cuda_optim"
 # the call must end by ~8.5 minutes: the bench gets what is left, and its own --deadline 25 s
 # earlier stops the PyTorch peer in time for the tables to be written (rows measured are kept)
 LEFT=$((${TP_TOTAL_BUDGET:-500} - ($(date +%s) - START)))
@@ -70,7 +72,7 @@ rm -f "$OUT/logs/results.db.tmp"* # the table is in bench.json/md; keep the file
 {
   echo
   echo "stage   rc   seconds"
-  for s in env ops core model bench; do
+  for s in env ops core model optim bench; do
     r=${RC[$s]:-?}
     [ "$r" = 77 ] && r="77 (skipped: no GPU)"
     [ "$r" = 124 ] && r="124 (timeout)"
