@@ -208,6 +208,7 @@ static void fill_table(void) {
     t.op[TP_OP_DIV] = FB(div);
     t.op[TP_OP_ADAMW] = tp_op_fns{tp_cu_adamw_fwd, NULL};
     t.op[TP_OP_SUMSQ] = tp_op_fns{tp_cu_sumsq_fwd, NULL};
+    t.op[TP_OP_ARGMAX] = tp_op_fns{tp_cu_argmax_fwd, NULL};
     t.supports = cu_supports;
     t.alloc = cu_alloc;
     t.free = cu_free;

@@ -2,7 +2,8 @@
  * cross-entropy (mean over non-ignored targets, PyTorch label smoothing), one block per row with
  * f32 row statistics. Cross-entropy saves each row's log-sum-exp and the target count on the
  * device for its backward; a target outside the logits sets the device range-error word, which
- * the op reads back (one small synchronisation per loss) to fail with the CPU's message. */
+ * the op reads back (one small synchronisation per loss) to fail with the CPU's message. Also
+ * the row argmax of greedy decoding. */
 #include <math.h>
 
 #include "cuda_common.h"
@@ -176,4 +177,59 @@ tp_status tp_cu_cross_entropy_bwd(tp_ctx *ctx, tp_node *n) {
         (int)n->ip[0], n->fp[0]);
     CUDA_LAUNCH_CHECK(ctx, "cross_entropy backward");
     return TP_OK;
+}
+
+/* ---- argmax over the last dim (greedy decoding): one block per row ----
+ * (value, index) pairs reduce to the larger value, the smaller index on ties; NaN never wins,
+ * as in cpu_reduce.c, so both backends pick the same token. */
+__device__ __forceinline__ void amax_merge(float &bv, int &bi, float v, int i) {
+    if (v > bv || (v == bv && i < bi)) {
+        bv = v;
+        bi = i;
+    }
+}
+
+__global__ void k_argmax(const void *x, int dt, int64_t V, int32_t *out) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const int64_t r = blockIdx.x;
+    float bv = -INFINITY;
+    int bi = 0;
+    for (int64_t v = threadIdx.x; v < V; v += blockDim.x)
+        amax_merge(bv, bi, ldf(x, dt, r * V + v), (int)v);
+    for (int o = 16; o > 0; o >>= 1)
+        amax_merge(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o),
+                   __shfl_xor_sync(0xffffffffu, bi, o));
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        sv[w] = bv;
+        si[w] = bi;
+    }
+    __syncthreads();
+    if (w == 0) {
+        bv = lane < nw ? sv[lane] : -INFINITY;
+        bi = lane < nw ? si[lane] : 0;
+        for (int o = 16; o > 0; o >>= 1)
+            amax_merge(bv, bi, __shfl_xor_sync(0xffffffffu, bv, o),
+                       __shfl_xor_sync(0xffffffffu, bi, o));
+        if (lane == 0) out[r] = bi;
+    }
+}
+
+tp_status tp_cu_argmax_fwd(tp_ctx *ctx, tp_node *n) {
+    const tp_tensor *x = n->in[0];
+    int64_t V = x->shape[x->ndim - 1], R = V ? tp_numel(x) / V : 0;
+    if (!R) return TP_OK;
+    if (V > 0x7fffffff)
+        return tp_ctx_fail(ctx, TP_EUNSUP, "op 'argmax' on cuda: rows of %lld exceed int32",
+                           (long long)V);
+    k_argmax<<<(unsigned)R, 1024, 0, tp_cu_stream>>>(x->data, (int)x->dtype, V,
+                                                     (int32_t *)n->out->data);
+    CUDA_LAUNCH_CHECK(ctx, "argmax");
+    return TP_OK;
+}
+
+tp_status tp_cu_argmax_bwd(tp_ctx *ctx, tp_node *n) {
+    (void)n;
+    return tp_ctx_fail(ctx, TP_EUNSUP, "op 'argmax' has no backward");
 }

@@ -42,6 +42,7 @@ static const tp_backend_fns cpu_table = {
             [TP_OP_DIV] = FB(div),
             [TP_OP_ADAMW] = {tp_cpu_adamw_fwd, NULL},
             [TP_OP_SUMSQ] = {tp_cpu_sumsq_fwd, NULL},
+            [TP_OP_ARGMAX] = {tp_cpu_argmax_fwd, NULL},
         },
     .host_accessible = 1,
 };

@@ -1,6 +1,6 @@
 /* cpu_reduce.c — CPU reference sum/mean over one dim (viewed as outer x len x inner) and masked
  * pooling over T of x (B,T,D) with mask (B,T): mean = sum(m x) / sum(m) (0 if sum(m) = 0),
- * sum = sum(m x), max over positions with m != 0 (0 if none). */
+ * sum = sum(m x), max over positions with m != 0 (0 if none); the row argmax of greedy decoding. */
 #include <math.h>
 
 #include "core/cpu.h"
@@ -96,5 +96,27 @@ tp_status tp_cpu_pool_bwd(tp_ctx *ctx, tp_node *n) {
             for (int64_t t = 0; t < T; t++)
                 if (w[t] != 0) F32(gx)[(b * T + t) * D + d] += (float)(w[t] * g);
         }
+    return TP_OK;
+}
+
+/* The first index of the row maximum; NaN never wins (a row of NaN gives 0), the rule the CUDA
+ * kernel's parallel reduction follows too, so greedy decoding picks the same token on both. */
+tp_status tp_cpu_argmax_fwd(tp_ctx *ctx, tp_node *n) {
+    (void)ctx;
+    const tp_tensor *x = n->in[0];
+    int64_t V = x->shape[x->ndim - 1], R = V ? tp_numel(x) / V : 0;
+    int32_t *o = n->out->data;
+    for (int64_t r = 0; r < R; r++) {
+        int64_t best = 0;
+        float bv = -INFINITY;
+        for (int64_t v = 0; v < V; v++) {
+            float f = tp_ld(x->data, x->dtype, r * V + v);
+            if (f > bv) {
+                bv = f;
+                best = v;
+            }
+        }
+        o[r] = (int32_t)best;
+    }
     return TP_OK;
 }

@@ -31,4 +31,9 @@ int tp_same_shape(const tp_tensor *a, const tp_tensor *b);
  * (the engine uses it); the plugin API keeps tp_linear + tp_add. */
 tp_tensor *tp_linear_add(tp_ctx *c, tp_tensor *x, tp_tensor *w, tp_tensor *r);
 
+/* i32 [...] = index of the maximum over the last dim of x [..., V] (first on ties; NaN never
+ * wins): greedy decoding picks tokens where the logits are, and copies B ints back instead of
+ * B x V floats. Not taped. Internal, like tp_linear_add. */
+tp_tensor *tp_argmax_rows(tp_ctx *c, tp_tensor *x);
+
 #endif

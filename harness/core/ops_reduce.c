@@ -1,5 +1,6 @@
 /* ops_reduce.c — front ends of the reductions: sum / mean over one dim (keepdim or not),
- * over everything (-> [1]), and masked pooling over the sequence (mean / sum / max). */
+ * over everything (-> [1]), masked pooling over the sequence (mean / sum / max), and the row
+ * argmax greedy decoding takes on the logits' device. */
 #include <string.h>
 
 #include "core/ops.h"
@@ -61,4 +62,24 @@ tp_tensor *tp_pool(tp_ctx *c, tp_tensor *x, tp_tensor *mask, tp_pool_kind k) {
     if (!n.in[0] || (mask && !n.in[1])) return NULL;
     n.out = tp_ctx_tensor(c, tp_op_out_dtype(c, n.in, 1), 2, (int64_t[]){x->shape[0], x->shape[2]});
     return tp_op_run(c, &n);
+}
+
+tp_tensor *tp_argmax_rows(tp_ctx *c, tp_tensor *x) {
+    if (!tp_op_ready(c) || !x) return NULL;
+    if (x->dtype == TP_I32 || x->ndim < 1 || x->shape[x->ndim - 1] < 1)
+        return tp_ctx_fail(c, TP_EINVAL,
+                           "op 'argmax': needs a float tensor with a non-empty last "
+                           "dim, got %s %s",
+                           tp_dtype_name(x->dtype), TP_SHAPE(x)),
+               NULL;
+    tp_node n = {.op = TP_OP_ARGMAX, .n_in = 1};
+    n.in[0] = tp_op_contig(c, x);
+    if (!n.in[0]) return NULL;
+    int64_t shape[TP_MAX_DIMS];
+    int nd = x->ndim - 1;
+    for (int i = 0; i < nd; i++) shape[i] = x->shape[i];
+    if (nd == 0) shape[nd++] = 1;
+    n.out = tp_ctx_tensor(c, TP_I32, nd, shape);
+    if (!n.out || tp_dispatch_fwd(c, &n)) return NULL; /* an index has no gradient: not taped */
+    return n.out;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ops.h"
 #include "model/transformer.h"
 
 tp_gen_cfg tp_gen_defaults(const tp_model *m) {
@@ -146,7 +147,8 @@ static void state_free(gen_state *s) {
     free(s->done);
 }
 
-/* Chooses the next token of every unfinished row from logits [B,V] on the host. */
+/* Chooses the next token of every unfinished row. Greedy: s->logits holds the B row argmaxes
+ * the device computed (tp_argmax_rows); sampling: the logits [B,V] themselves. */
 static void choose(const tp_gen_cfg *g, gen_state *s, int B, int V, int step, tp_rng *rng,
                    tp_gen_out *out, int32_t *next) {
     for (int b = 0; b < B; b++) {
@@ -156,7 +158,7 @@ static void choose(const tp_gen_cfg *g, gen_state *s, int B, int V, int step, tp
         }
         const float *row = s->logits + (size_t)b * V;
         int32_t t = g->greedy
-                        ? argmax(row, V)
+                        ? (int32_t)s->logits[b]
                         : tp_sample_top_p(row, V, g->temperature, g->top_p, tp_rng_uniform(rng));
         next[b] = t;
         out->tokens[(size_t)b * out->max_new + step] = t;
@@ -270,7 +272,14 @@ tp_status tp_generate(tp_model *m, const tp_gen_in *in, const tp_gen_cfg *g, tp_
         }
         tp_fwd_out fo;
         if ((st = tp_model_forward(m, s.ctx, &fi, &fo, err)) != TP_OK) goto fail;
-        if ((st = tp_to_f32_buffer(fo.logits, s.logits, err)) != TP_OK) goto fail;
+        /* greedy: the argmax runs where the logits are, and B ints come back, not B x V floats
+         * (at batch 8 on the GPU the copy and the host scan cost more than the step's forward) */
+        tp_tensor *pick = g->greedy ? tp_argmax_rows(s.ctx, fo.logits) : fo.logits;
+        if (!pick) {
+            st = tp_errf(err, tp_ctx_status(s.ctx), "generate: %s", tp_ctx_error(s.ctx));
+            goto fail;
+        }
+        if ((st = tp_to_f32_buffer(pick, s.logits, err)) != TP_OK) goto fail;
         choose(g, &s, B, V, step, &rng, out, next);
         int all = 1;
         for (int b = 0; b < B; b++) all &= s.done[b];

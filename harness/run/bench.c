@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/backend.h"
+#include "core/ops.h"
 #include "model/transformer.h"
 #include "run/bench.h"
 #include "store/store.h"
@@ -176,21 +177,14 @@ static tp_status receiver_ids(bench *b, tp_tensor *ids, tp_err *err) {
     return tp_model_forward(b->rcv, b->ctx, &in, &out, err);
 }
 
-/* greedy: argmax of each row of logits [B,1,V] on the host */
+/* greedy: the argmax of each row of logits [B,1,V] on their device (as tp_generate does), B
+ * ints back */
 static tp_status argmax_rows(bench *b, tp_tensor *logits, int32_t *next, tp_err *err) {
-    int64_t V = logits->shape[2], B = logits->shape[0];
-    float *f = malloc((size_t)(B * V) * sizeof *f);
-    if (!f) return tp_errf(err, TP_ENOMEM, "argmax: out of memory");
-    /* convert on the device: the fetch is then one plain copy, not a host-side conversion */
-    if (logits->dtype != TP_F32) logits = tp_cast(b->ctx, logits, TP_F32);
-    tp_status s = logits ? tp_to_f32_buffer(logits, f, err) : ctx_err(b, err, "argmax");
-    for (int64_t r = 0; s == TP_OK && r < B; r++) {
-        int64_t best = 0;
-        for (int64_t v = 1; v < V; v++)
-            if (f[r * V + v] > f[r * V + best]) best = v;
-        next[r] = (int32_t)best;
-    }
-    free(f);
+    int64_t B = logits->shape[0];
+    float f[B > 0 ? B : 1];
+    tp_tensor *am = tp_argmax_rows(b->ctx, logits);
+    tp_status s = am ? tp_to_f32_buffer(am, f, err) : ctx_err(b, err, "argmax");
+    for (int64_t r = 0; s == TP_OK && r < B; r++) next[r] = (int32_t)f[r];
     return s;
 }
 

@@ -514,6 +514,45 @@ static void test_gemv_paths(void) {
     tp_ctx_free(gc);
 }
 
+/* tp_argmax_rows on the GPU picks the CPU's index on every row: ties (first wins), NaN (never
+ * wins), rows of -inf, the lm_head's width, f32 and bf16 logits. */
+static void test_argmax_matches_cpu(void) {
+    enum { R = 6, V = 128256 };
+    float *v = malloc((size_t)R * V * sizeof *v);
+    TP_CHECK(v != NULL);
+    if (!v) return;
+    uint64_t st = g_seed | 1;
+    for (int64_t i = 0; i < (int64_t)R * V; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        v[i] = (float)((st >> 40) % 10007) / 1000.0f; /* many equal values: ties */
+    }
+    v[1 * (int64_t)V + 5] = 11.0f, v[1 * (int64_t)V + 90000] = 11.0f;  /* tie: 5 wins */
+    v[2 * (int64_t)V + 0] = NAN, v[2 * (int64_t)V + 7] = NAN;          /* NaN skipped */
+    for (int64_t k = 0; k < V; k++) v[3 * (int64_t)V + k] = -INFINITY; /* -> 0 */
+    v[4 * (int64_t)V + V - 1] = 20.0f;                                 /* the last */
+    tp_ctx *cc = tp_ctx_new(TP_CPU), *gc = tp_ctx_new(TP_CUDA);
+    for (int d = 0; d < 2; d++) {
+        tp_dtype dt = d ? TP_BF16 : TP_F32;
+        tp_tensor *xc = tp_cast(cc, tp_from_f32(cc, TP_DIMS(R, 1, V), v), dt);
+        tp_tensor *xg = tp_cast(gc, tp_from_f32(gc, TP_DIMS(R, 1, V), v), dt);
+        tp_tensor *ac = tp_argmax_rows(cc, xc), *ag = xg ? tp_argmax_rows(gc, xg) : NULL;
+        TP_CHECKF(ac && ag, "%s %s", tp_ctx_error(cc), tp_ctx_error(gc));
+        float hc[R], hg[R];
+        tp_err e = {0};
+        if (ac && ag && tp_to_f32_buffer(ac, hc, &e) == TP_OK &&
+            tp_to_f32_buffer(ag, hg, &e) == TP_OK)
+            for (int r = 0; r < R; r++)
+                TP_CHECKF(hc[r] == hg[r], "%s row %d: cuda %g, cpu %g", tp_dtype_name(dt), r, hg[r],
+                          hc[r]);
+        TP_CHECK(hc[1] == 5.0f && hc[3] == 0.0f && hc[4] == (float)(V - 1));
+        tp_ctx_reset(cc);
+        tp_ctx_reset(gc);
+    }
+    tp_ctx_free(cc);
+    tp_ctx_free(gc);
+    free(v);
+}
+
 /* ids and targets are checked on the device; errors name the op and the bad value */
 static void test_range_errors(void) {
     tp_ctx *g = tp_ctx_new(TP_CUDA);
@@ -700,9 +739,10 @@ int main(int argc, char **argv) {
             (unsigned long long)g_seed);
     static const tp_test_case cases[] = {
         TP_CASE(test_ops_vs_cpu),          TP_CASE(test_gemv_paths),
-        TP_CASE(test_range_errors),        TP_CASE(test_strided_device_copy),
-        TP_CASE(test_dropout_matches_cpu), TP_CASE(test_train_step_device),
-        TP_CASE(test_graph_replay),        TP_CASE(test_large_upload),
+        TP_CASE(test_argmax_matches_cpu),  TP_CASE(test_range_errors),
+        TP_CASE(test_strided_device_copy), TP_CASE(test_dropout_matches_cpu),
+        TP_CASE(test_train_step_device),   TP_CASE(test_graph_replay),
+        TP_CASE(test_large_upload),
     };
     return tp_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
