@@ -331,23 +331,28 @@ static int pdl_enabled(void) {
     return v;
 }
 
-/* launched with programmatic stream serialization (see tp_cu_pdl_wait), unless turned off or
- * being captured into a graph */
-template <int MM, typename TO>
-static cudaError_t gemv_go(unsigned blocks, const __nv_bfloat16 *x, int64_t ldx,
-                           const __nv_bfloat16 *w, int64_t ldw, TO *c, const TO *cin, int64_t ldc,
-                           int64_t N, int64_t K) {
+/* A launch on the backend stream with programmatic stream serialization (see tp_cu_pdl_wait),
+ * unless turned off or being captured into a graph; at must outlive the launch call. */
+static cudaLaunchConfig_t pdl_config(unsigned blocks, unsigned threads, cudaLaunchAttribute *at) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(blocks);
-    cfg.blockDim = dim3(GEMV_THREADS);
+    cfg.blockDim = dim3(threads);
     cfg.stream = tp_cu_stream;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
+    at->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at->val.programmaticStreamSerializationAllowed = 1;
     if (pdl_enabled() && !tp_cu_capturing()) {
         cfg.attrs = at;
         cfg.numAttrs = 1;
     }
+    return cfg;
+}
+
+template <int MM, typename TO>
+static cudaError_t gemv_go(unsigned blocks, const __nv_bfloat16 *x, int64_t ldx,
+                           const __nv_bfloat16 *w, int64_t ldw, TO *c, const TO *cin, int64_t ldc,
+                           int64_t N, int64_t K) {
+    cudaLaunchAttribute at;
+    cudaLaunchConfig_t cfg = pdl_config(blocks, GEMV_THREADS, &at);
     return cudaLaunchKernelEx(&cfg, k_gemv<MM, TO>, x, ldx, w, ldw, c, cin, ldc, N, K);
 }
 
@@ -472,17 +477,8 @@ template <typename TO>
 static cudaError_t gemv_mma_launch(int M, const __nv_bfloat16 *x, int64_t ldx,
                                    const __nv_bfloat16 *w, int64_t ldw, TO *c, const TO *cin,
                                    int64_t ldc, int64_t N, int64_t K) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((unsigned)((N + 7) / 8));
-    cfg.blockDim = dim3(GEMV_MMA_WARPS * 32);
-    cfg.stream = tp_cu_stream;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    if (pdl_enabled() && !tp_cu_capturing()) {
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-    }
+    cudaLaunchAttribute at;
+    cudaLaunchConfig_t cfg = pdl_config((unsigned)((N + 7) / 8), GEMV_MMA_WARPS * 32, &at);
     if (M > 8)
         return cudaLaunchKernelEx(&cfg, k_gemv_mma<true, TO>, x, ldx, w, ldw, c, cin, ldc, M, N, K);
     return cudaLaunchKernelEx(&cfg, k_gemv_mma<false, TO>, x, ldx, w, ldw, c, cin, ldc, M, N, K);
