@@ -356,6 +356,8 @@ static tp_status time_graph(bench *b, double *med, tp_err *err) {
 
 /* receiver_decode times only the receiver (the bridge output is made once per batch, as the
  * peer does); the others time everything they name */
+static void peak_reset(bench *b);
+
 static tp_status time_case(bench *b, int kase, double *med, tp_err *err) {
     int n = b->o->iters > 0 ? b->o->iters : 1;
     if (kase == 5 && n > 3) n = n / 3 > 3 ? n / 3 : 3;
@@ -364,6 +366,9 @@ static tp_status time_case(bench *b, int kase, double *med, tp_err *err) {
     tp_status s = TP_OK;
     for (int i = 0; s == TP_OK && i < b->o->warmup; i++) s = run_case(b, kase, err);
     if (s == TP_OK) s = dev_sync(b, err);
+    /* the peak of a warmed-up call: the first call's arena grows chunk by chunk, and the reset
+     * after it coalesces them into one block at the call's high-water */
+    if (b->o->warmup > 0) peak_reset(b);
 #ifdef TP_HAVE_CUDA
     tp_cuda_timer *tm = NULL;
     if (s == TP_OK && b->o->device == TP_CUDA) s = tp_cuda_timer_new(&tm, err);
@@ -746,6 +751,11 @@ tp_status tp_bench_run(const tp_bench_opts *o, tp_err *err) {
             if (k == 6 && b->B != 8) continue;
             if (k == 7 && o->device != TP_CUDA) continue;
             double ms = 0;
+            /* each case's peak is its own: the arena chunks the batch set-up and earlier cases
+             * grew are returned first (torch's max_memory_allocated, the peer's figure, likewise
+             * counts no freed, cached blocks); the warm-up calls grow it back */
+            tp_ctx_reset(b->ctx);
+            tp_arena_release(&b->ctx->data);
             peak_reset(b);
             if (k == 7) { /* optional: a failed capture is reported, the bench goes on */
                 tp_err ge = {0};
