@@ -1,6 +1,7 @@
 /* arena.c — the counted heap wrappers and the per-context chunked arena. A step bumps a
- * pointer through chunks; tp_arena_reset rewinds and, if the step spilled into several chunks,
- * coalesces them into one chunk at the high-water mark so a warmed-up step allocates nothing. */
+ * pointer through chunks (each new one a quarter of what the arena holds, or the block's size);
+ * tp_arena_reset rewinds and, if the step spilled into several chunks, coalesces them into one
+ * chunk at the high-water mark so a warmed-up step allocates nothing. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,7 +79,11 @@ void *tp_arena_alloc(tp_arena *a, size_t bytes) {
             continue;
         }
         if (a->n_chunks == TP_ARENA_MAX_CHUNKS) return NULL;
-        size_t cap = a->n_chunks ? a->cap[a->n_chunks - 1] * 2 : MIN_CHUNK;
+        /* grow by a quarter of what is held, not by doubling the last chunk: a step that
+         * outgrows the previous step's coalesced chunk C by a little then holds ~1.25 C until
+         * the reset coalesces, not 3 C (the device's peak memory counts every chunk held) */
+        size_t cap = tp_arena_capacity(a) / 4;
+        if (cap < MIN_CHUNK) cap = MIN_CHUNK;
         if (cap < need) cap = need;
         void *p = chunk_alloc(a->dev, cap);
         if (!p) return NULL;

@@ -14,7 +14,7 @@ void *tp_core_calloc(size_t n, size_t size);
 void *tp_core_realloc(void *p, size_t n);
 void tp_core_free(void *p);
 
-#define TP_ARENA_MAX_CHUNKS 48
+#define TP_ARENA_MAX_CHUNKS 64 /* growth by 1/4 from 1 MiB: > 1 TB before the last */
 typedef struct tp_arena {
     tp_device dev;
     char *chunk[TP_ARENA_MAX_CHUNKS];
@@ -40,9 +40,10 @@ size_t tp_arena_capacity(const tp_arena *a);
 size_t tp_arena_round(const tp_arena *a, size_t bytes);
 
 /* Internal tensor flags, above the public ones of tensor.h (which grow from bit 0). */
-#define TP_FLAG_KEEP_GRAD  (1u << 16) /* marked by tp_requires_grad: grad survives tp_backward */
-#define TP_FLAG_GRAD_BLOCK (1u << 17) /* grad header whose data is a recyclable data-arena block   \
-                                       */
+#define TP_FLAG_KEEP_GRAD (1u << 16) /* marked by tp_requires_grad: grad survives tp_backward */
+#define TP_FLAG_GRAD_BLOCK                                                                         \
+    (1u << 17) /* grad header whose data is a recyclable data-arena block                          \
+                */
 
 /* Grad reuse. tp_backward hands an activation grad's block back to the pool once the node that
  * produced the tensor has run its backward (every consumer was created later, so has already

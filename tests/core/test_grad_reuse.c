@@ -251,6 +251,27 @@ static void test_warm_steps_allocate_nothing(void) {
     stack_free(&s);
 }
 
+/* A step that outgrows the previous step's coalesced chunk holds little more than it needs until
+ * the reset coalesces (the device's peak memory counts every chunk held). */
+static void test_arena_spill_overshoot(void) {
+    tp_ctx *c = tp_ctx_new(TP_CPU);
+    for (int step = 0; step < 2; step++) {
+        tp_ctx_reset(c);
+        for (int i = 0; i < 40; i++) TP_CHECK(tp_new(c, TP_F32, TP_DIMS(256, 256)) != NULL);
+    }
+    size_t coalesced = tp_arena_capacity(&c->data);
+    TP_CHECK(c->data.n_chunks == 1 && coalesced >= 40u * 256 * 256 * 4);
+    tp_ctx_reset(c);
+    for (int i = 0; i < 48; i++) TP_CHECK(tp_new(c, TP_F32, TP_DIMS(256, 256)) != NULL);
+    size_t need = 48u * 256 * 256 * 4, held = tp_arena_capacity(&c->data);
+    TP_CHECKF(c->data.n_chunks > 1 && held * 10 <= need * 13,
+              "a step needing %zu B past a %zu B chunk holds %zu B (> 1.3x)", need, coalesced,
+              held);
+    tp_ctx_reset(c);
+    TP_CHECK(c->data.n_chunks == 1 && tp_arena_capacity(&c->data) >= need);
+    tp_ctx_free(c);
+}
+
 static void test_env_switch(void) {
     setenv("TP_GRAD_REUSE", "0", 1);
     tp_ctx *c = tp_ctx_new(TP_CPU);
@@ -268,4 +289,4 @@ static void test_env_switch(void) {
 
 TP_TEST_RUN(TP_CASE(test_bit_identical), TP_CASE(test_two_backwards),
             TP_CASE(test_memory_flat_in_depth), TP_CASE(test_warm_steps_allocate_nothing),
-            TP_CASE(test_env_switch))
+            TP_CASE(test_arena_spill_overshoot), TP_CASE(test_env_switch))
