@@ -144,6 +144,22 @@ def compiled_rows(a, sender, receiver, bridge, emb, ids, mask, prim, tgt, soft0,
     return out
 
 
+def make_train_step(bridge_fn, model_fn, bridge, receiver, emb, h, mask, prim, tgt, opt):
+    """The batch-8 train step (bridge + receiver forward, CE over the target positions, backward,
+    clip, AdamW) through bridge_fn / model_fn: the modules themselves or their compiled forms."""
+    def step():
+        soft = bridge_fn(h, mask)
+        x = torch.cat([emb(prim), soft, emb(tgt)], 1)
+        out = model_fn(inputs_embeds=x)
+        logits = receiver.lm_head(out.last_hidden_state[:, -tgt.shape[1] - 1:-1]).float()
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(bridge.parameters(), 1.0)
+        opt.step()
+    return step
+
+
 def compiled_train_row(a, bridge, receiver, emb, h, mask, prim, tgt, opt, save):
     """torch.compile (inductor, default mode: training graphs are not CUDA-graphed) of the bridge
     and the receiver in the batch-8 train step; the loss, clip and AdamW as in eager."""
@@ -151,16 +167,7 @@ def compiled_train_row(a, bridge, receiver, emb, h, mask, prim, tgt, opt, save):
     cb = torch.compile(bridge, dynamic=False)
     cr = torch.compile(receiver.model, dynamic=False)
 
-    def step():
-        soft = cb(h, mask)
-        x = torch.cat([emb(prim), soft, emb(tgt)], 1)
-        out = cr(inputs_embeds=x)
-        logits = receiver.lm_head(out.last_hidden_state[:, -tgt.shape[1] - 1:-1]).float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(bridge.parameters(), 1.0)
-        opt.step()
+    step = make_train_step(cb, cr, bridge, receiver, emb, h, mask, prim, tgt, opt)
 
     try:
         for _ in range(3):  # compile
@@ -275,21 +282,13 @@ def main():
         def decode_token():
             with torch.no_grad():
                 out = sender(input_ids=tok, past_key_values=dcache, use_cache=True)
-                dcache.crop(L0)
+                dcache.crop(-1)  # back to L0 keys (a positive max length is deprecated)
                 return out.logits[:, -1]
 
         opt = torch.optim.AdamW(bridge.parameters(), lr=2e-4, weight_decay=0.01)
 
-        def train_step():
-            soft = bridge(h, mask)
-            x = torch.cat([emb(prim), soft, emb(tgt)], 1)
-            out = receiver.model(inputs_embeds=x)
-            logits = receiver.lm_head(out.last_hidden_state[:, -tgt.shape[1] - 1:-1]).float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(bridge.parameters(), 1.0)
-            opt.step()
+        train_step = make_train_step(bridge, receiver.model, bridge, receiver, emb, h, mask, prim,
+                                     tgt, opt)
 
         cfg_s = sender.config
         Hq, Hkv = cfg_s.num_attention_heads, cfg_s.num_key_value_heads
